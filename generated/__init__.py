@@ -1,0 +1,1 @@
+"""Solver modules emitted by `tableau-gen generate`; do not edit by hand."""

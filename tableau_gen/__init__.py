@@ -1,0 +1,1 @@
+"""Symbolic derivation of explicit Runge-Kutta families with SymPy."""
