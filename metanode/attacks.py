@@ -4,9 +4,10 @@ Every attack takes ``predict``, a callable mapping images to log-probabilities o
 shape (N, classes) (for example ``lambda x: regime(model, x)``), images ``x`` of
 shape (N, C, H, W) with values in [0, 1], and integer labels ``y`` of shape (N,).
 It maximises ``F.nll_loss(predict(x_adv), y)`` and returns detached images with
-||x_adv - x||_inf <= eps and values in [0, 1]. Gradients are taken with respect to
-the input only, through ``torch.autograd.grad``, so no ``.grad`` of a model
-parameter is written; the attacks never change a model's train/eval mode.
+||x_adv - x||_inf <= eps (up to float32 rounding) and values in [0, 1]. Gradients
+are taken with respect to the input only, through ``torch.autograd.grad``, so no
+``.grad`` of a model parameter is written. The attacks never change a model's
+train/eval mode.
 
 NOTE: a model in training mode stays in training mode, so its batch-norm running
 statistics are updated by the attack's forward passes; switch to eval mode first

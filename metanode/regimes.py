@@ -9,7 +9,7 @@ can differentiate through every regime.
   probabilities.
 - Smoothing: every call draws each free parameter of the solver (u, and v for
   two-parameter families) from a Normal or Cauchy distribution centred on the
-  solver's own value; a draw further than 2 * scale from that value, or one that
+  solver's own value. A draw further than 2 * scale from that value, or one that
   makes the tableau singular, falls back to the solver's value. The draw happens
   with probability `prob`, otherwise the call uses the solver unchanged.
 - SolverEnsemble: each ODE block returns the weighted average of the results of
@@ -163,7 +163,7 @@ class Smoothing(Regime):
     Normal or standard Cauchy. A draw with |p - p0| > 2 * scale falls back to p0,
     and if the drawn values together lie in the family's singular set, all of them
     fall back. With probability 1 - prob the call uses the solver unchanged.
-    `last_parameters` holds the values used in the latest call.
+    `last_parameters` contains the values used in the latest call.
     """
 
     name = "smoothing"

@@ -2,10 +2,10 @@
 
 Every model takes pixels in [0, 1], normalizes them inside with its `mean` and
 `std`, and is called as ``model(x, solvers, weights=None) -> logits``. `solvers` is
-a list of solver objects: with one, each ODE block integrates with it; with several,
-each ODE block returns the `weights`-weighted average of their results. The ResNet
-baseline ignores `solvers`. ``model.config`` holds the constructor arguments, so
-``build_model(**model.config)`` rebuilds the same architecture.
+a list of solver objects. With one solver, each ODE block integrates with it. With
+several, each ODE block returns the `weights`-weighted average of their results.
+The ResNet baseline ignores `solvers`. ``model.config`` contains the constructor
+arguments, so ``build_model(**model.config)`` rebuilds the same architecture.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ NORMS = ("batch", "group", "layer", "instance", "none")
 WEIGHT_NORMS = ("weight", "spectral", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "leaky_relu", "softplus", "tanh")
 
-# Ensemble weights and switching probabilities are typed by users as decimals, so a
-# sum within this distance of one counts as one; the values are then rescaled to sum
-# to one exactly.
+# Users type ensemble weights and switching probabilities as decimals, so a sum
+# within this distance of one counts as one. The values are then rescaled to sum to
+# one exactly.
 WEIGHT_SUM_TOLERANCE = 1e-6
 
 
@@ -37,9 +37,13 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     """Create a normalization layer for feature maps with `channels` channels.
 
     "group" uses gcd(32, channels) groups, which is min(32, channels) whenever
-    `channels` is a power of two; "layer" normalizes over channels and space
-    together (one group) and "instance" normalizes each channel separately.
-    All variants except "none" carry a per-channel affine transform.
+    `channels` is a power of two. "layer" normalizes over channels and space
+    together (one group), and "instance" normalizes each channel separately. All
+    variants except "none" carry a per-channel affine transform.
+
+    NOTE: batch norm inside an ODE right-hand side updates its running statistics
+    at every evaluation, from intermediate stage states of the training solver.
+
     """
     check_choice("norm", kind, NORMS)
     if kind == "batch":
@@ -72,9 +76,9 @@ def make_activation(name: str) -> nn.Module:
 def apply_weight_norm(module: nn.Module, kind: str) -> nn.Module:
     """Reparametrize the weight of a convolution or linear layer in place.
 
-    "weight" splits the weight into direction and magnitude; "spectral" divides it
-    by an estimate of its largest singular value, refined by one power iteration per
-    access in training mode.
+    "weight" splits the weight into direction and magnitude. "spectral" divides it
+    by an estimate of its largest singular value, which one power iteration per
+    access refines in training mode.
     """
     check_choice("weight_norm", kind, WEIGHT_NORMS)
     if kind == "weight":

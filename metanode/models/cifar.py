@@ -8,9 +8,9 @@ Stage i has width * 2**(i - 1) channels; every stage after the first halves the
 spatial size in its first residual block. The number in the name counts the
 convolutions and the linear layer, with each ODE block counted as its two
 convolutions, as in ResNet-18 and ResNet-34. The metanode models use basic blocks
-(Conv N A Conv N, add, A) and the right-hand side Conv N A Conv N A; the premetanode
-models use pre-activation blocks (N A Conv N A Conv, add) and the right-hand side
-N A Conv N A Conv, with a final N A before pooling. The right-hand sides do not
+(Conv N A Conv N, add, A) and the right-hand side Conv N A Conv N A. The premetanode
+models use pre-activation blocks (N A Conv N A Conv, add), the right-hand side
+N A Conv N A Conv and a final N A before pooling. The right-hand sides do not
 depend on t.
 """
 
@@ -255,7 +255,8 @@ class MetaNODE(nn.Module):
 
     def forward(self, x: torch.Tensor, solvers=None, weights=None) -> torch.Tensor:
         # The weight reparametrization is computed once per forward pass instead of
-        # once per right-hand-side evaluation; the weights cannot change in between.
+        # once per right-hand-side evaluation, because the weights cannot change
+        # in between.
         with parametrize.cached():
             out = self.stem_act(self.stem_norm(self.stem(self.normalize(x))))
             for stage in self.stages:

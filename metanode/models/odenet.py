@@ -6,10 +6,11 @@ Both share the downsampling stem and the classification head:
           Conv(w -> w, 4x4, stride 2)            28x28 -> 26x26 -> 13x13 -> 6x6
     head: N A global-average-pool Linear(w -> classes)
 
-where N is the normalization layer and A the activation. The ODE-Net puts ODE
-blocks with the right-hand side N A ConcatConv(3x3) N A ConcatConv(3x3) N between
-stem and head; the ResNet puts residual blocks y + g(y) there, with g the same
-layers as plain convolutions (one explicit Euler step of size one).
+where N is the normalization layer and A the activation. Between stem and head
+the ODE-Net has ODE blocks with the right-hand side
+N A ConcatConv(3x3) N A ConcatConv(3x3) N. The ResNet has residual blocks
+y + g(y) there instead, where g is the same stack with plain convolutions, so each
+block is one explicit Euler step of size one.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ class ODENet(_GreyImageNet):
 
     def forward(self, x: torch.Tensor, solvers=None, weights=None) -> torch.Tensor:
         # The weight reparametrization is computed once per forward pass instead of
-        # once per right-hand-side evaluation; the weights cannot change in between.
+        # once per right-hand-side evaluation, because the weights cannot change
+        # in between.
         with parametrize.cached():
             out = self.stem(self.normalize(x))
             for block in self.blocks:
