@@ -109,9 +109,11 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid option."""
         from metanode.models import MODEL_NAMES
+        from metanode.regimes import REGIME_NAMES
 
         dataset_info(self.dataset)
         _check_choice("model", self.model, MODEL_NAMES)
+        _check_choice("regime", self.train_regime, REGIME_NAMES)
         _check_choice("adversarial", self.adversarial, ADVERSARIAL_MODES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
@@ -596,20 +598,33 @@ def _build_optimizer(config: TrainConfig, parameters):
     )
 
 
+class OneCycle:
+    """Learning-rate factor of one triangular cycle over ``total_steps`` batches.
+
+    Batch k of T trains at base + (peak - base) * (1 - |2k / (T - 1) - 1|): base_lr
+    at the first and last batch, peak_lr in the middle (exactly when T is odd). The
+    optimizer's initial rate is base_lr, so the factor is that rate over base_lr.
+    A callable object and not a closure, so that LambdaLR saves its fields.
+    """
+
+    def __init__(self, total_steps: int, base_lr: float, peak_lr: float) -> None:
+        self.total_steps = total_steps
+        self.base_lr = base_lr
+        self.peak_lr = peak_lr
+
+    def __call__(self, step: int) -> float:
+        if self.total_steps <= 1:
+            return self.peak_lr / self.base_lr
+        position = min(step, self.total_steps - 1) / (self.total_steps - 1)
+        height = 1.0 - abs(2.0 * position - 1.0)
+        return (self.base_lr + (self.peak_lr - self.base_lr) * height) / self.base_lr
+
+
 def _build_scheduler(config: TrainConfig, optimizer, total_steps: int):
-    """One cycle per run, stepped per batch: linear from base_lr up to max_lr over
-    the first half of the steps, then linear back down to base_lr."""
     if config.schedule == "constant":
         return None
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.peak_lr,
-        total_steps=max(total_steps, 2),
-        pct_start=0.5,
-        anneal_strategy="linear",
-        cycle_momentum=False,
-        div_factor=config.peak_lr / config.base_lr,
-        final_div_factor=1.0,
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, OneCycle(total_steps, config.base_lr, config.peak_lr)
     )
 
 
