@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from metanode.generated import FAMILIES
 from metanode.solvers.base import FamilySolver as FamilySolver
 from metanode.solvers.grid import GridSpec as GridSpec
 from metanode.solvers.spec import SolverSpec as SolverSpec
@@ -32,8 +31,20 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):
+    # The generated modules import metanode.solvers.base, so the registry is
+    # imported on first use instead of at package import.
+    if name == "FAMILIES":
+        from metanode.generated import FAMILIES
+
+        return FAMILIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def family_names() -> tuple[str, ...]:
     """Return the names of all generated families."""
+    from metanode.generated import FAMILIES
+
     return tuple(FAMILIES)
 
 
@@ -62,6 +73,8 @@ def make_solver(
         >>> solver = make_solver("rk2", u=2 / 3, steps=8)
         >>> y1 = solver(lambda t, y: -y, torch.ones(3))
     """
+    from metanode.generated import FAMILIES
+
     if family not in FAMILIES:
         raise ValueError(
             f"unknown solver family {family!r}; known families: {', '.join(FAMILIES)}"

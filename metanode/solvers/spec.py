@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from metanode.generated import FAMILIES
-
 _GRID_KEYS = ("steps", "step_size")
 _EXAMPLE = "rk2:u=0.5,steps=8"
 
@@ -117,7 +115,7 @@ class SolverSpec:
 
     def build(self, learnable: bool = False):
         """Return the solver module this spec describes."""
-        solver_class = FAMILIES[self.family]
+        solver_class = _family_class(self.family, str(self))
         return solver_class(
             **self.params,
             steps=self.steps,
@@ -164,6 +162,8 @@ def parse_solver_specs(text: str) -> list[SolverSpec]:
 
 
 def _family_class(family: str, text: str):
+    from metanode.generated import FAMILIES
+
     if family not in FAMILIES:
         raise SolverSpecError(
             f"invalid solver spec {text!r}: unknown family {family!r}; known "
