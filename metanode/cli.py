@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 from metanode.checkpoint import CheckpointError
@@ -528,6 +529,16 @@ def describe_families() -> list[dict]:
     return records
 
 
+def _readable_number(value: float) -> str:
+    """Write ``value`` as a short decimal, or as a small fraction such as 1/3 when
+    no short decimal is exact; the solver-spec parser reads both back exactly."""
+    decimal = f"{value:g}"
+    fraction = Fraction(value).limit_denominator(100)
+    if float(decimal) != value and float(fraction) == value:
+        return str(fraction)
+    return decimal
+
+
 def _run_solvers(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
     records = describe_families()
@@ -549,7 +560,8 @@ def _run_solvers(args: argparse.Namespace) -> int:
             )
         print(f"  singular set: {record['singular_set']}")
         example = ",".join(
-            f"{n}={record['defaults'][n]:g}" for n in record["parameters"]
+            f"{name}={_readable_number(record['defaults'][name])}"
+            for name in record["parameters"]
         )
         print(f"  example: {record['family']}:{example},steps=8")
     return 0

@@ -13,6 +13,7 @@ import torch
 from conftest import require_fashion_mnist
 
 from metanode.cli import main
+from metanode.plotting import plot_demo_results
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +67,7 @@ def test_train_and_attack_on_fashion_mnist(tmp_path, capsys):
     # below clean (measured here: FGSM 0.30, PGD 0.13).
     assert row["pgd"] < row["clean"] - 0.2
     assert row["pgd"] <= row["fgsm"] + 0.02
+
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    plot = plot_demo_results([row], [row], history, tmp_path / "plot.png", "test")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
