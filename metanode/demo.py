@@ -5,11 +5,10 @@ adversarial training, then measures clean, FGSM and PGD accuracy under standalon
 solver ensembling and model ensembling. Prints the table and writes the checkpoint,
 ``results.json`` and ``results.png`` into a new folder under ``runs/``.
 
-    python -m metanode.demo            # about 10 minutes on 2 cores (see
-                                       # docs/training.md for the measured time)
+    python -m metanode.demo
 
-The size (width 32, 2 epochs, 2,000 test images) keeps the whole run under 15
-minutes on a 2-core machine whose other core is busy.
+The size (width 32, 2 epochs, 2,000 test images) took 8 minutes on one thread of a
+2-core AMD EPYC machine with other work running; docs/training.md has the output.
 """
 
 from __future__ import annotations

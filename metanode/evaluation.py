@@ -198,10 +198,8 @@ def evaluate(
                     **result,
                 }
                 logger.info(
-                    "%s at %s steps: clean %.4f, FGSM %.4f, PGD %.4f (%d images, "
-                    "%.1f s)",
-                    request.label(),
-                    row["steps"],
+                    "%s: clean %.4f, FGSM %.4f, PGD %.4f (%d images, %.1f s)",
+                    regime.describe(),
                     row["clean"],
                     row["fgsm"],
                     row["pgd"],
