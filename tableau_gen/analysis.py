@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
+from functools import cache
 
 import mpmath
 import numpy as np
@@ -48,6 +49,7 @@ def principal_error_coefficients(tableau: Tableau, order: int) -> list:
     ]
 
 
+@cache
 def principal_error_square(family: Family):
     """Sum of tau(t)^2 over the trees with p + 1 nodes, as one rational function."""
     coefficients = principal_error_coefficients(family.tableau, family.order)
@@ -169,3 +171,12 @@ def _local_minima(values: np.ndarray, count: int = 8) -> list:
     rows, cols = np.nonzero(is_minimum)
     order = np.argsort(centre[rows, cols])[:count]
     return [(int(rows[k]) + 1, int(cols[k]) + 1) for k in order]
+
+
+def member_error_norm(family: Family, values: dict):
+    """Principal error 2-norm of one member, exact when the values are."""
+    substitution = {
+        symbol: sp.sympify(values[name])
+        for name, symbol in zip(family.parameters, family.symbols, strict=True)
+    }
+    return sp.sqrt(sp.simplify(principal_error_square(family).subs(substitution)))

@@ -9,11 +9,170 @@ import argparse
 import difflib
 import sys
 
+import mpmath
+import sympy as sp
+
 from tableau_gen import catalogue as catalogue_module
+from tableau_gen.analysis import member_error_norm, optimal_member
+from tableau_gen.conditions import order_conditions, validate_stages_and_order
+from tableau_gen.families import (
+    derive_families,
+    describe_domain,
+    family_by_name,
+    member,
+    parse_parameter_value,
+)
+from tableau_gen.trees import tree_to_str
+from tableau_gen.verify import check_completeness, check_family
 
 
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors exit with status 2 and no traceback."""
+    """ArgumentParser whose usage errors exit with status 2 (argparse's default)."""
+
+
+def _cmd_conditions(args) -> int:
+    stages = args.order if args.stages is None else args.stages
+    validate_stages_and_order(stages, args.order)
+    pairs = order_conditions(stages, args.order)
+    print(
+        f"order conditions for an explicit {stages}-stage method up to order "
+        f"{args.order} ({len(pairs)} conditions, c_i = sum_j a_ij)"
+    )
+    width = max(len(tree_to_str(tree)) for tree, _ in pairs)
+    for tree, equation in pairs:
+        print(f"  {tree_to_str(tree):<{width}}  {equation.lhs} = {equation.rhs}")
+    return 0
+
+
+def _cmd_families(args) -> int:
+    for family in derive_families():
+        roles = ", ".join(
+            f"{name} = {role}" for name, role in family.spec.roles.items()
+        )
+        print(f"{family.name:<32} {family.spec.title}; {roles}")
+    return 0
+
+
+def _cmd_tableau(args) -> int:
+    family = family_by_name(args.family)
+    roles = ", ".join(f"{name} = {role}" for name, role in family.spec.roles.items())
+    print(f"{family.name}: {family.spec.title}; parameters {roles}")
+    print(_format_tableau(family.tableau))
+    print(f"singular set: {catalogue_module.singular_entry(family)['description']}")
+    print(f"domain: {describe_domain(family)}")
+    return 0
+
+
+def _cmd_member(args) -> int:
+    family = family_by_name(args.family)
+    values, label = _member_values(family, args.values)
+    tableau = member(family, values)
+    print(f"{family.name} at {label}")
+    print(_format_tableau(tableau))
+    return 0
+
+
+def _member_values(family, items: list[str]) -> tuple[dict, str]:
+    """Parameter values from ``u=2/3`` items or a named member; default if none."""
+    if not items:
+        values = dict(family.spec.default)
+        return _parse_all(values), _describe(values) + " (default member)"
+    if len(items) == 1 and "=" not in items[0]:
+        name = items[0]
+        members = family.spec.named_members
+        if name not in members:
+            valid = ", ".join(members) or "none"
+            raise ValueError(
+                f"{name!r} is neither a parameter assignment such as u=1/2 nor a "
+                f"named member of {family.name} (named members: {valid})"
+            )
+        return _parse_all(members[name]), f"{name} ({_describe(members[name])})"
+    values = {}
+    for item in items:
+        name, separator, text = item.partition("=")
+        if not separator:
+            raise ValueError(
+                f"invalid assignment {item!r}: expected NAME=VALUE, e.g. u=1/2"
+            )
+        values[name.strip()] = parse_parameter_value(text)
+    return values, _describe(values)
+
+
+def _parse_all(values: dict) -> dict:
+    return {name: sp.sympify(text) for name, text in values.items()}
+
+
+def _describe(values: dict) -> str:
+    return ", ".join(f"{name} = {value}" for name, value in values.items())
+
+
+def _format_tableau(tableau) -> str:
+    """Butcher layout: c | A, a rule, then the weights b."""
+    s = tableau.stages
+    rows = [
+        [str(tableau.c[i])] + [str(tableau.A[i, j]) for j in range(i)] for i in range(s)
+    ]
+    rows.append([""] + [str(x) for x in tableau.b])
+    widths = [max(len(row[k]) for row in rows if k < len(row)) for k in range(s + 1)]
+    lines = []
+    for index, row in enumerate(rows):
+        if index == s:
+            lines.append(
+                "-" * widths[0] + "-+-" + "-" * (sum(widths[1:]) + 2 * (s - 1))
+            )
+        cells = [row[0].rjust(widths[0])] + [
+            cell.ljust(widths[k + 1]) for k, cell in enumerate(row[1:])
+        ]
+        lines.append((cells[0] + " | " + "  ".join(cells[1:])).rstrip())
+    return "\n".join(lines)
+
+
+def _cmd_verify(args) -> int:
+    failures = 0
+    print("families (each condition up to p simplified to zero in u, v):")
+    for family in derive_families():
+        check = check_family(family)
+        optimum = optimal_member(family)
+        status = "ok" if check.ok else "FAILED"
+        failures += not check.ok
+        singular = catalogue_module.singular_entry(family)["description"]
+        point = ", ".join(
+            f"{name} = {mpmath.nstr(value, 10)}"
+            for name, value in optimum.point.items()
+        )
+        note = " (norm constant in u)" if optimum.constant else ""
+        print(f"  {family.name}: {status}")
+        print(
+            f"    order {family.order} exactly: {check.conditions} conditions hold, "
+            f"an order-{family.order + 1} residual is nonzero"
+        )
+        print(f"    singular set: {singular}")
+        print(
+            f"    optimal member: {point}, error norm "
+            f"{mpmath.nstr(optimum.error_norm, 10)}{note}"
+        )
+        if "ralston" in family.spec.named_members and len(family.parameters) == 2:
+            ralston = _parse_all(family.spec.named_members["ralston"])
+            norm = sp.N(member_error_norm(family, ralston), 10)
+            distance = mpmath.sqrt(
+                sum(
+                    (mpmath.mpf(str(sp.N(ralston[name], 20))) - optimum.point[name])
+                    ** 2
+                    for name in family.parameters
+                )
+            )
+            print(
+                f"    Ralston's member: error norm {norm}, "
+                f"{mpmath.nstr(distance, 4)} from the optimum in (u, v)"
+            )
+    print("completeness (exhaustive case split on every pivot and factor):")
+    for result in check_completeness():
+        print(f"  {result.summary()}")
+    if failures:
+        print(f"{failures} families FAILED verification")
+        return 1
+    print("all families verified")
+    return 0
 
 
 def _cmd_catalogue(args) -> int:
@@ -66,6 +225,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare with the committed file instead of writing; exit 1 if it differs",
     )
     catalogue.set_defaults(handler=_cmd_catalogue)
+
+    conditions = commands.add_parser(
+        "conditions", help="print the order conditions up to an order"
+    )
+    conditions.add_argument("order", type=int, help="order p (>= 1)")
+    conditions.add_argument(
+        "--stages", type=int, help="number of stages s (>= p; default s = p)"
+    )
+    conditions.set_defaults(handler=_cmd_conditions)
+
+    families = commands.add_parser("families", help="list the derived families")
+    families.set_defaults(handler=_cmd_families)
+
+    tableau = commands.add_parser("tableau", help="print a family's symbolic tableau")
+    tableau.add_argument("family", help="family name, e.g. rk3 (see `families`)")
+    tableau.set_defaults(handler=_cmd_tableau)
+
+    member_parser = commands.add_parser(
+        "member",
+        help="print the tableau of one member, exact for rational parameter values",
+    )
+    member_parser.add_argument("family", help="family name, e.g. rk2")
+    member_parser.add_argument(
+        "values",
+        nargs="*",
+        help="assignments such as u=2/3 v=1, or the name of a published member; "
+        "the family's default member if omitted",
+    )
+    member_parser.set_defaults(handler=_cmd_member)
+
+    verify = commands.add_parser(
+        "verify",
+        help="verify every family symbolically and prove the branch list complete",
+    )
+    verify.set_defaults(handler=_cmd_verify)
 
     generate = commands.add_parser(
         "generate",

@@ -17,9 +17,13 @@ class Tableau:
     c_i = sum_j a_ij, so c_1 = 0.
     """
 
-    A: sp.Matrix
+    A: sp.ImmutableMatrix
     b: tuple
     c: tuple
+
+    def __post_init__(self):
+        # Immutable entries make tableaux hashable, so results can be cached.
+        object.__setattr__(self, "A", sp.ImmutableMatrix(self.A))
 
     @property
     def stages(self) -> int:

@@ -101,8 +101,11 @@ def unknowns_in_elimination_order(s: int) -> list:
     return weights + inner + nodes
 
 
+@cache
 def derive(s: int, p: int) -> CaseTree:
     """Find every solution branch of the order-``p`` conditions with ``s`` stages.
+
+    The result is cached per (s, p); treat it as read-only.
 
     Raises:
         ValueError: for stage and order counts with no explicit method.

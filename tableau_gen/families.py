@@ -150,9 +150,13 @@ SPEC: tuple[FamilySpec, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Family:
-    """A derived family: its spec and the tableau as functions of u (and v)."""
+    """A derived family: its spec and the tableau as functions of u (and v).
+
+    Families compare and hash by identity; :func:`derive_families` caches them,
+    so each family exists once and per-family results can be cached too.
+    """
 
     spec: FamilySpec
     tableau: Tableau
@@ -269,3 +273,76 @@ def family_by_name(name: str) -> Family:
             return family
     valid = ", ".join(spec.name for spec in SPEC)
     raise ValueError(f"unknown family {name!r}; valid families: {valid}")
+
+
+def parse_parameter_value(text: str):
+    """Parse ``text`` as an exact rational: ``2/3``, ``0.4``, ``-1``, ``1e-3``.
+
+    Raises:
+        ValueError: if ``text`` is not a finite rational number.
+    """
+    try:
+        value = sp.Rational(str(text).strip())
+    except (TypeError, ValueError, SyntaxError) as error:
+        raise ValueError(
+            f"invalid parameter value {text!r}: expected a rational number such "
+            f"as 2/3, 0.4 or -1"
+        ) from error
+    return value
+
+
+def member(family: Family, values: dict) -> Tableau:
+    """The family's tableau at the given parameter values, exact where they are.
+
+    Arguments:
+        family: a derived family.
+        values: parameter name (``u``, ``v``) to a number or SymPy expression;
+            every parameter of the family must be given.
+
+    Raises:
+        ValueError: for an unknown or missing parameter, or values in the
+            singular set; the message names the values and the valid domain.
+    """
+    unknown = sorted(set(values) - set(family.parameters))
+    if unknown:
+        raise ValueError(
+            f"{family.name} has no parameter {', '.join(unknown)}; its parameters "
+            f"are {', '.join(family.parameters)}"
+        )
+    missing = [name for name in family.parameters if name not in values]
+    if missing:
+        raise ValueError(
+            f"{family.name} needs a value for {', '.join(missing)} "
+            f"({describe_domain(family)})"
+        )
+    substitution = {
+        PARAMETER_SYMBOLS[name]: sp.sympify(values[name]) for name in values
+    }
+    for factor in family.singular:
+        if sp.simplify(factor.subs(substitution)) == 0:
+            given = ", ".join(f"{name} = {values[name]}" for name in family.parameters)
+            raise ValueError(
+                f"{given} is in the singular set of {family.name}, where "
+                f"{factor} = 0 and the tableau is undefined; choose values off the "
+                f"singular set, for example inside {describe_domain(family)}"
+            )
+    tableau = family.tableau.subs(substitution)
+    if all(value.is_Rational for value in substitution.values()):
+        return tableau
+    # Irrational values (Ralston's fourth-order node) leave nested radicals.
+    return Tableau(
+        tableau.A.applyfunc(_simplify_radicals),
+        tuple(_simplify_radicals(x) for x in tableau.b),
+        tuple(_simplify_radicals(x) for x in tableau.c),
+    )
+
+
+def _simplify_radicals(expression):
+    return sp.radsimp(sp.simplify(expression))
+
+
+def describe_domain(family: Family) -> str:
+    """Readable admissible box, e.g. ``u in [0.05, 0.6], v in [0.65, 1.0]``."""
+    return ", ".join(
+        f"{name} in [{low}, {high}]" for name, (low, high) in family.spec.domain.items()
+    )
