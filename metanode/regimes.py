@@ -18,12 +18,14 @@ can differentiate through every regime.
   log of the weighted average of the class probabilities.
 
 Switching and smoothing are meant for training; they also run at evaluation.
+Inside ``with regime.batch():`` they draw once for all calls in the block.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -89,9 +91,31 @@ class Regime:
 
     def __init__(self, solvers: list):
         self.solvers = solvers
+        self._held: list | None = None
 
     def __call__(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def draw_solvers(self) -> list:
+        """Return the solvers for one call; random regimes draw them here."""
+        return self.solvers
+
+    def _call_solvers(self) -> list:
+        return self._held if self._held is not None else self.draw_solvers()
+
+    @contextmanager
+    def batch(self) -> Iterator[Regime]:
+        """Use a single draw for every call inside the block.
+
+        Switching and smoothing draw new solvers on each call. Inside this block
+        they draw once, so the attack on a training batch and the update on it see
+        the same solver, which is what "one draw per batch" means in training.
+        """
+        self._held = self.draw_solvers()
+        try:
+            yield self
+        finally:
+            self._held = None
 
     def describe(self) -> str:
         """Return a short description for tables and logs."""
@@ -141,10 +165,12 @@ class Switching(Regime):
         probs = torch.tensor(self.probs, dtype=torch.float64)
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
-    def __call__(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def draw_solvers(self) -> list:
         self.last_index = self.draw_index()
-        solver = self.solvers[self.last_index]
-        return F.log_softmax(model(x, [solver]), dim=-1)
+        return [self.solvers[self.last_index]]
+
+    def __call__(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(model(x, self._call_solvers()), dim=-1)
 
     def describe(self) -> str:
         text = super().describe()
@@ -214,14 +240,15 @@ class Smoothing(Regime):
             return dict(self.base_parameters)
         return drawn
 
-    def __call__(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def draw_solvers(self) -> list:
         parameters = self.draw_parameters()
         self.last_parameters = parameters
         if parameters == self.base_parameters:
-            solver = self.solvers[0]
-        else:
-            solver = self.solvers[0].with_parameters(**parameters)
-        return F.log_softmax(model(x, [solver]), dim=-1)
+            return [self.solvers[0]]
+        return [self.solvers[0].with_parameters(**parameters)]
+
+    def __call__(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(model(x, self._call_solvers()), dim=-1)
 
     def describe(self) -> str:
         text = f"{super().describe()} ({self.distribution}, scale {self.scale:g}"

@@ -435,13 +435,15 @@ class Trainer:
         config = self.config
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
-        if self.attack is not None:
-            images = self.attack(self.predict, images, labels).detach()
+        # One solver draw per batch: the attack and the update see the same solver.
+        with self.regime.batch():
+            if self.attack is not None:
+                images = self.attack(self.predict, images, labels).detach()
 
-        self.optimizer.zero_grad(set_to_none=True)
-        with _autocast(self.device, self.amp):
-            log_probs = self.predict(images)
-            loss = F.nll_loss(log_probs.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            with _autocast(self.device, self.amp):
+                log_probs = self.predict(images)
+                loss = F.nll_loss(log_probs.float(), labels)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)

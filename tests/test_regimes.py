@@ -334,3 +334,21 @@ def test_bad_smoothing_option_raises(options, fragment):
 def test_regime_without_solvers_raises():
     with pytest.raises(ValueError, match="at least one solver"):
         SolverEnsemble([])
+
+
+def test_batch_block_holds_one_draw():
+    model = build_model("odenet", width=8, norm="none")
+    solvers = [make_solver("rk2", u=u, steps=1) for u in (0.3, 0.5, 0.9)]
+    regime = Switching(solvers, generator=torch.Generator().manual_seed(3))
+    x = torch.rand(2, 1, 28, 28)
+    with regime.batch():
+        first = regime(model, x)
+        drawn = regime.last_index
+        for _ in range(10):
+            torch.testing.assert_close(regime(model, x), first)
+            assert regime.last_index == drawn
+    indices = set()
+    for _ in range(30):
+        regime(model, x)
+        indices.add(regime.last_index)
+    assert indices == {0, 1, 2}, "outside the block every call draws anew"
