@@ -13,6 +13,7 @@ import mpmath
 import sympy as sp
 
 from tableau_gen import catalogue as catalogue_module
+from tableau_gen import codegen
 from tableau_gen.analysis import member_error_norm, optimal_member
 from tableau_gen.conditions import order_conditions, validate_stages_and_order
 from tableau_gen.families import (
@@ -202,13 +203,6 @@ def _cmd_catalogue(args) -> int:
     return 0
 
 
-def _cmd_generate(args) -> int:
-    # Imported here so that the other subcommands work without the code generator.
-    from tableau_gen import codegen
-
-    return codegen.main(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tableau-gen",
@@ -262,12 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=_cmd_verify)
 
     generate = commands.add_parser(
-        "generate",
-        help="emit one PyTorch solver module per family (options: --check, --root)",
-        add_help=False,
+        "generate", help="emit one PyTorch solver module per family into generated/"
     )
-    generate.add_argument("rest", nargs=argparse.REMAINDER)
-    generate.set_defaults(handler=_cmd_generate)
+    codegen.add_arguments(generate)
+    generate.set_defaults(handler=codegen.run)
     return parser
 
 

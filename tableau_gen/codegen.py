@@ -331,11 +331,8 @@ def write(root: Path, files: dict[str, str]) -> list[str]:
     return changed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="tableau-gen generate",
-        description="Emit one PyTorch solver module per catalogue family.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `tableau-gen generate` to a parser."""
     parser.add_argument(
         "--check",
         action="store_true",
@@ -348,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         help="repository root holding templates/, generated/ and the catalogue "
         "(default: the checkout this package runs from)",
     )
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate or check generated/; return the exit code."""
     try:
         files = render(args.root)
     except GenerationError as error:
@@ -373,6 +373,15 @@ def main(argv: list[str] | None = None) -> int:
         + (": " + ", ".join(changed) if changed else " (all up to date)")
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tableau-gen generate",
+        description="Emit one PyTorch solver module per catalogue family.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
