@@ -16,8 +16,8 @@ from metanode.generated.rk3_c2_two_thirds_c3_zero import (
     RK3C2TwoThirdsC3Zero as RK3C2TwoThirdsC3Zero,
 )
 from metanode.generated.rk4 import RK4 as RK4
-from metanode.generated.rk4_c2_half_c3_zero import RK4C2HalfC3Zero as RK4C2HalfC3Zero
 from metanode.generated.rk4_c2_half_c3_half import RK4C2HalfC3Half as RK4C2HalfC3Half
+from metanode.generated.rk4_c2_half_c3_zero import RK4C2HalfC3Zero as RK4C2HalfC3Zero
 from metanode.generated.rk4_c2_one_c3_half import RK4C2OneC3Half as RK4C2OneC3Half
 
 FAMILIES = {

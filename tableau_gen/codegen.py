@@ -296,7 +296,9 @@ def render(root: Path) -> dict[str, str]:
         )
     init_path = f"{OUTPUT_DIRECTORY}/__init__.py"
     registry_text = environment.get_template(REGISTRY_TEMPLATE).render(
-        header=header(REGISTRY_TEMPLATE), families=registry
+        header=header(REGISTRY_TEMPLATE),
+        families=registry,
+        imports=sorted(registry, key=lambda entry: entry["module"]),
     )
     files[init_path] = format_python(registry_text, init_path)
     return files
