@@ -29,14 +29,14 @@ class Optimum:
     """Member that minimises the principal error 2-norm.
 
     Attributes:
-        point: parameter name to value, as mpmath numbers at working precision.
+        point: parameter name to value, as SymPy Floats with 30 digits.
         error_norm: the 2-norm of the principal error coefficients there.
         constant: True when the norm is the same for every member, in which
             case ``point`` is the family's default member.
     """
 
     point: dict
-    error_norm: mpmath.mpf
+    error_norm: sp.Float
     constant: bool = False
 
 
@@ -88,12 +88,10 @@ def optimal_member(family: Family) -> Optimum:
     if not square.free_symbols:
         # Every member has the same error norm, so the default member is optimal.
         point = {
-            name: mpmath.mpf(str(sp.N(sp.sympify(value), _WORKING_DIGITS)))
+            name: sp.N(sp.sympify(value), _WORKING_DIGITS)
             for name, value in family.spec.default.items()
         }
-        with mpmath.workdps(_WORKING_DIGITS):
-            norm = mpmath.sqrt(mpmath.mpf(str(sp.N(square, _WORKING_DIGITS))))
-        return Optimum(point, norm, constant=True)
+        return Optimum(point, sp.N(sp.sqrt(square), _WORKING_DIGITS), constant=True)
     if len(family.symbols) == 1:
         return _optimum_one_parameter(family, square)
     return _optimum_two_parameters(family, square)
@@ -111,10 +109,8 @@ def _optimum_one_parameter(family: Family, square) -> Optimum:
     if not candidates:
         raise RuntimeError(f"{family.name}: no critical point of the error norm")
     value, root = min(candidates, key=lambda item: item[0])
-    with mpmath.workdps(_WORKING_DIGITS):
-        point = {family.parameters[0]: mpmath.mpf(str(sp.N(root, _WORKING_DIGITS)))}
-        norm = mpmath.sqrt(mpmath.mpf(str(value)))
-    return Optimum(point, norm)
+    point = {family.parameters[0]: sp.N(root, _WORKING_DIGITS)}
+    return Optimum(point, sp.sqrt(value))
 
 
 # Search box and resolution of the grid stage for two-parameter families.  The
@@ -148,14 +144,13 @@ def _optimum_two_parameters(family: Family, square) -> Optimum:
             }
             if any(abs(sp.N(f.subs(point))) < 1e-12 for f in family.singular):
                 continue
-            value = mpmath.mpf(str(sp.N(square.subs(point), _WORKING_DIGITS)))
+            value = sp.N(square.subs(point), _WORKING_DIGITS)
             if best is None or value < best[0]:
-                best = (value, root)
-        if best is None:
-            raise RuntimeError(f"{family.name}: no critical point of the error norm")
-        value, root = best
-        point = {"u": mpmath.mpf(root[0]), "v": mpmath.mpf(root[1])}
-        return Optimum(point, mpmath.sqrt(value))
+                best = (value, point)
+    if best is None:
+        raise RuntimeError(f"{family.name}: no critical point of the error norm")
+    value, point = best
+    return Optimum({"u": point[u], "v": point[v]}, sp.sqrt(value))
 
 
 def _local_minima(values: np.ndarray, count: int = 8) -> list:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mpmath
 import sympy as sp
 
 from tableau_gen.analysis import (
@@ -52,8 +51,7 @@ def family_entry(family: Family) -> dict:
     tableau = family.tableau
     optimum = optimal_member(family)
     optimal = {
-        name: mpmath.nstr(value, OPTIMUM_DIGITS, strip_zeros=False)
-        for name, value in optimum.point.items()
+        name: str(sp.N(value, OPTIMUM_DIGITS)) for name, value in optimum.point.items()
     }
     optimal["error_norm"] = float(optimum.error_norm)
     entry = {

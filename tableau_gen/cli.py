@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from pathlib import Path
 
-import mpmath
 import sympy as sp
 
 from tableau_gen import catalogue as catalogue_module
@@ -133,39 +133,22 @@ def _cmd_verify(args) -> int:
     print("families (each condition up to p simplified to zero in u, v):")
     for family in derive_families():
         check = check_family(family)
-        optimum = optimal_member(family)
-        status = "ok" if check.ok else "FAILED"
         failures += not check.ok
+        print(f"  {family.name}: {'ok' if check.ok else 'FAILED'}")
+        print("    " + _describe_check(family, check))
         singular = catalogue_module.singular_entry(family)["description"]
-        point = ", ".join(
-            f"{name} = {mpmath.nstr(value, 10)}"
-            for name, value in optimum.point.items()
-        )
-        note = " (norm constant in u)" if optimum.constant else ""
-        print(f"  {family.name}: {status}")
-        print(
-            f"    order {family.order} exactly: {check.conditions} conditions hold, "
-            f"an order-{family.order + 1} residual is nonzero"
-        )
         print(f"    singular set: {singular}")
+        optimum = optimal_member(family)
+        point = ", ".join(
+            f"{name} = {sp.N(x, 10)}" for name, x in optimum.point.items()
+        )
+        note = " (the norm is the same for every member)" if optimum.constant else ""
         print(
             f"    optimal member: {point}, error norm "
-            f"{mpmath.nstr(optimum.error_norm, 10)}{note}"
+            f"{sp.N(optimum.error_norm, 10)}{note}"
         )
         if "ralston" in family.spec.named_members and len(family.parameters) == 2:
-            ralston = _parse_all(family.spec.named_members["ralston"])
-            norm = sp.N(member_error_norm(family, ralston), 10)
-            distance = mpmath.sqrt(
-                sum(
-                    (mpmath.mpf(str(sp.N(ralston[name], 20))) - optimum.point[name])
-                    ** 2
-                    for name in family.parameters
-                )
-            )
-            print(
-                f"    Ralston's member: error norm {norm}, "
-                f"{mpmath.nstr(distance, 4)} from the optimum in (u, v)"
-            )
+            print("    " + _describe_ralston(family, optimum))
     print("completeness (exhaustive case split on every pivot and factor):")
     for result in check_completeness():
         print(f"  {result.summary()}")
@@ -176,9 +159,40 @@ def _cmd_verify(args) -> int:
     return 0
 
 
+def _describe_check(family, check) -> str:
+    p = family.order
+    if check.ok:
+        return (
+            f"order {p} exactly: {check.conditions} conditions hold identically, "
+            f"an order-{p + 1} residual is nonzero"
+        )
+    problems = []
+    if check.failed:
+        failed = ", ".join(tree_to_str(tree) for tree in check.failed)
+        problems.append(f"conditions not satisfied for trees {failed}")
+    if check.next_order_residual is None:
+        problems.append(f"all order-{p + 1} residuals vanish, so the order exceeds {p}")
+    if not check.row_sum_ok:
+        problems.append("c is not the row sum of A")
+    return "; ".join(problems)
+
+
+def _describe_ralston(family, optimum) -> str:
+    """Ralston's published member minimises an error bound, not the 2-norm."""
+    ralston = _parse_all(family.spec.named_members["ralston"])
+    norm = sp.N(member_error_norm(family, ralston), 10)
+    distance = sp.sqrt(
+        sum((ralston[name] - optimum.point[name]) ** 2 for name in family.parameters)
+    )
+    return (
+        f"Ralston's member: error norm {norm}, {sp.N(distance, 4)} from the "
+        f"optimum in (u, v)"
+    )
+
+
 def _cmd_catalogue(args) -> int:
     text = catalogue_module.render(catalogue_module.build())
-    path = catalogue_module.CATALOGUE_PATH
+    path = Path(args.path)
     if args.check:
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current == text:
@@ -217,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="compare with the committed file instead of writing; exit 1 if it differs",
+    )
+    catalogue.add_argument(
+        "--path",
+        default=str(catalogue_module.CATALOGUE_PATH),
+        help="catalogue file to write or check (default: the packaged catalogue.json)",
     )
     catalogue.set_defaults(handler=_cmd_catalogue)
 

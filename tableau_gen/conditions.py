@@ -43,7 +43,7 @@ class Tableau:
             raise ValueError(f"`A` must be {s}x{s} to match `b`, got {matrix.shape}")
         for i in range(s):
             for j in range(i, s):
-                if matrix[i, j] != 0:
+                if not matrix[i, j].is_zero:
                     raise ValueError(
                         f"`A` must be strictly lower triangular for an explicit "
                         f"method, but A[{i + 1},{j + 1}] = {matrix[i, j]}"
@@ -56,7 +56,7 @@ class Tableau:
             if len(nodes) != s:
                 raise ValueError(f"`c` must have {s} entries, got {len(nodes)}")
             for i, (given, summed) in enumerate(zip(nodes, row_sums, strict=True)):
-                if sp.simplify(given - summed) != 0:
+                if not sp.simplify(given - summed).is_zero:
                     raise ValueError(
                         f"`c` must equal the row sums of `A` (c_i = sum_j a_ij), "
                         f"but c_{i + 1} = {given} and the row sum is {summed}"
@@ -112,9 +112,12 @@ def stage_weights(tree: RootedTree, tableau: Tableau, cache=None) -> list:
                 factors.append(list(tableau.c))
                 continue
             inner = stage_weights(child, tableau, cache)
+            # Phi_j(child) vanishes for the first stages of an explicit method
+            # (always for j = 1), so those terms are skipped.
+            nonzero = [j for j in range(s) if inner[j] != 0]
             factors.append(
                 [
-                    sp.Add(*[tableau.A[i, j] * inner[j] for j in range(i)])
+                    sp.Add(*[tableau.A[i, j] * inner[j] for j in nonzero if j < i])
                     for i in range(s)
                 ]
             )
@@ -149,8 +152,12 @@ def order_conditions(s: int, p: int) -> list[tuple[RootedTree, sp.Eq]]:
     return [
         (
             tree,
+            # evaluate=False skips SymPy's attempt to decide each equation, which
+            # costs more than building it.
             sp.Eq(
-                elementary_weight(tree, tableau, cache), sp.Rational(1, density(tree))
+                elementary_weight(tree, tableau, cache),
+                sp.Rational(1, density(tree)),
+                evaluate=False,
             ),
         )
         for tree in trees_up_to(p)
