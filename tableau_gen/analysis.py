@@ -128,6 +128,8 @@ def _optimum_two_parameters(family: Family, square) -> Optimum:
         values = np.asarray(function(grid_u, grid_v), dtype=float)
     values[~np.isfinite(values)] = np.inf
     starts = _local_minima(values)
+
+    # Refine each grid minimum to a stationary point at working precision.
     gradient = [sp.numer(sp.together(sp.diff(square, x))) for x in (u, v)]
     gradient_function = sp.lambdify((u, v), gradient, "mpmath")
     best = None
@@ -147,6 +149,7 @@ def _optimum_two_parameters(family: Family, square) -> Optimum:
             value = sp.N(square.subs(point), _WORKING_DIGITS)
             if best is None or value < best[0]:
                 best = (value, point)
+
     if best is None:
         raise RuntimeError(f"{family.name}: no critical point of the error norm")
     value, point = best

@@ -82,7 +82,7 @@ def family_entry(family: Family) -> dict:
 
 
 def singular_entry(family: Family) -> dict:
-    """The singular set as factors, exact forbidden values and a summary."""
+    """Describe the singular set: its factors, exact forbidden values and a summary."""
     forbidden: dict[str, list[str]] = {name: [] for name in family.parameters}
     parts = []
     for factor in family.singular:

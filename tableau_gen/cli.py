@@ -1,6 +1,7 @@
 """Command line: ``tableau-gen``.
 
-Exit codes: 0 success, 1 a failed check, 2 invalid input.
+Exit codes: 0 success, 1 a failed check, 2 invalid input (argparse's usage errors
+and the ValueError messages of the library, printed without a traceback).
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ from tableau_gen.families import (
 )
 from tableau_gen.trees import tree_to_str
 from tableau_gen.verify import check_completeness, check_family
-
-
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose usage errors exit with status 2 (argparse's default)."""
 
 
 def _cmd_conditions(args) -> int:
@@ -218,7 +215,7 @@ def _cmd_catalogue(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="tableau-gen",
         description="Derive, verify and print explicit Runge-Kutta families.",
     )

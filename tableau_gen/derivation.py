@@ -76,11 +76,18 @@ class CaseTree:
 
     branches: list = field(default_factory=list)
     inconsistent: int = 0
+    no_real_solution: int = 0
     merged: int = 0
 
     @property
     def leaves(self) -> int:
-        return len(self.branches) + self.merged + self.inconsistent
+        return (
+            len(self.branches) + self.merged + self.inconsistent + self.no_real_solution
+        )
+
+
+# Outcome of a case whose equations have complex solutions only.
+_NO_REAL_SOLUTION = object()
 
 
 @dataclass
@@ -125,6 +132,8 @@ def derive(s: int, p: int) -> CaseTree:
         outcome = _step(case)
         if outcome is None:
             result.inconsistent += 1
+        elif outcome is _NO_REAL_SOLUTION:
+            result.no_real_solution += 1
         elif isinstance(outcome, Branch):
             leaves.append(_finish(outcome, s, p))
         else:
@@ -132,13 +141,15 @@ def derive(s: int, p: int) -> CaseTree:
     result.branches = _merge(leaves)
     result.merged = len(leaves) - len(result.branches)
     logger.info(
-        "s=%d p=%d: %d leaves, %d branches, %d merged, %d inconsistent",
+        "s=%d p=%d: %d leaves, %d branches, %d merged, %d inconsistent, "
+        "%d without real solutions",
         s,
         p,
         result.leaves,
         len(result.branches),
         result.merged,
         result.inconsistent,
+        result.no_real_solution,
     )
     return result
 
@@ -214,6 +225,8 @@ def _split_on_roots(case: _Case, equations: list):
             "has no univariate member: " + "; ".join(str(e) for e in basis.exprs)
         )
     roots = sp.Poly(univariate[0], last).real_roots()
+    if not roots:
+        return _NO_REAL_SOLUTION
     subcases = []
     for root in _unique(roots):
         value = sp.nsimplify(root) if root.is_rational else root
@@ -327,7 +340,7 @@ def _finish(raw: Branch, s: int, p: int) -> Branch:
 
 
 def singular_factors(branch: Branch) -> list:
-    """Irreducible factors of the denominators of the branch's formulas."""
+    """Collect the irreducible factors of the denominators of the branch's formulas."""
     factors = []
     for value in branch.values.values():
         denominator = sp.denom(sp.together(value))
@@ -340,16 +353,17 @@ def _merge(leaves: list[Branch]) -> list[Branch]:
     """Drop leaves that are special members of another, larger leaf.
 
     A leaf L is contained in a leaf H when H's formulas, evaluated at H's free
-    unknowns read off L, reproduce L's formulas, and every point of L where H's
-    denominators vanish is a singular point of L or a member of another leaf.
+    unknowns read off L, reproduce L's formulas. In addition, every point of L
+    where H's denominators vanish must be a singular point of L or a member of
+    another leaf, so that the merge loses no solution.
     """
     ordered = sorted(leaves, key=lambda branch: -len(branch.free))
-    kept: list[Branch] = []
+    distinct: list[Branch] = []
     for leaf in ordered:
         others = [other for other in leaves if other is not leaf]
-        if not any(_contains(big, leaf, others) for big in kept):
-            kept.append(leaf)
-    return kept
+        if not any(_contains(big, leaf, others) for big in distinct):
+            distinct.append(leaf)
+    return distinct
 
 
 def _contains(big: Branch, small: Branch, others: list[Branch]) -> bool:
@@ -380,7 +394,7 @@ def _contains(big: Branch, small: Branch, others: list[Branch]) -> bool:
 
 
 def is_member(point: dict, branch: Branch) -> bool:
-    """Whether the concrete solution ``point`` is a regular member of ``branch``."""
+    """Return whether the solution ``point`` is a regular member of ``branch``."""
     at = {symbol: point[symbol] for symbol in branch.free}
     for factor in singular_factors(branch):
         if sp.simplify(factor.subs(at)) == 0:

@@ -236,6 +236,7 @@ def _build(spec: FamilySpec, branch: Branch) -> Family:
             f"branch uniquely ({len(solutions)} solutions)"
         )
     (substitution,) = solutions
+
     values = {
         unknown: sp.factor(sp.cancel(value.subs(substitution)))
         for unknown, value in branch.values.items()
@@ -247,6 +248,9 @@ def _build(spec: FamilySpec, branch: Branch) -> Family:
         tuple(sp.factor(sp.cancel(x)) for x in tableau.b),
         tuple(sp.factor(sp.cancel(x)) for x in tableau.c),
     )
+
+    # The singular set comes from the final formulas, so it is the same however
+    # the case split reached the branch.
     entries = Branch(branch.stages, branch.order, (), _entries(tableau), ())
     singular = singular_factors(entries)
     return Family(spec, tableau, tuple(singular))
@@ -292,7 +296,8 @@ def parse_parameter_value(text: str):
 
 
 def member(family: Family, values: dict) -> Tableau:
-    """The family's tableau at the given parameter values, exact where they are.
+    """Evaluate the family's tableau at the given parameter values, exactly for
+    exact values.
 
     Arguments:
         family: a derived family.

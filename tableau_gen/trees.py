@@ -49,7 +49,7 @@ def symmetry(tree: RootedTree) -> int:
 
 @cache
 def trees_of_order(n: int) -> tuple[RootedTree, ...]:
-    """All rooted trees with exactly ``n`` nodes, each once, in a fixed order.
+    """List every rooted tree with exactly ``n`` nodes once, in a fixed order.
 
     Raises:
         ValueError: if ``n`` is below 1.
@@ -90,7 +90,7 @@ def _sort_key(tree: RootedTree):
 
 
 def trees_up_to(p: int) -> list[RootedTree]:
-    """All rooted trees with 1 to ``p`` nodes, by increasing order."""
+    """List the rooted trees with 1 to ``p`` nodes, by increasing order."""
     if not isinstance(p, int) or p < 1:
         raise ValueError(f"`p` must be an integer >= 1, got {p!r}")
     return [tree for n in range(1, p + 1) for tree in trees_of_order(n)]

@@ -74,8 +74,9 @@ class Completeness:
         points = "; ".join(_describe_point(branch.point()) for branch in cases.branches)
         return (
             f"s = p = {self.stages}: {cases.leaves} leaves of the case split, "
-            f"{cases.inconsistent} inconsistent, {cases.merged} merged into larger "
-            f"branches, {len(cases.branches)} solution branches: {points}"
+            f"{cases.inconsistent} inconsistent, {cases.no_real_solution} with "
+            f"complex solutions only, {cases.merged} merged into larger branches, "
+            f"{len(cases.branches)} solution branches: {points}"
         )
 
 

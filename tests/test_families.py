@@ -21,6 +21,7 @@ from published_tableaux import (
     THREE_EIGHTHS_RULE,
 )
 
+from tableau_gen.analysis import optimal_member
 from tableau_gen.conditions import residual
 from tableau_gen.derivation import derive
 from tableau_gen.families import (
@@ -225,3 +226,12 @@ def test_completeness_counts_every_leaf():
     s3 = check_completeness((3,))[0].cases
     assert len(s3.branches) == 3
     assert s3.inconsistent > 0
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_optimum_in_domain(name):
+    family = family_by_name(name)
+    optimum = optimal_member(family)
+    for parameter, value in optimum.point.items():
+        low, high = family.spec.domain[parameter]
+        assert low <= float(value) <= high, (parameter, value)
