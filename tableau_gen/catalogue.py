@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sympy as sp
-
-from tableau_gen.analysis import (
-    optimal_member,
-    principal_error_norm,
-    stability_polynomial,
-)
-from tableau_gen.families import PARAMETER_SYMBOLS, Family, derive_families
+if TYPE_CHECKING:
+    from tableau_gen.families import Family
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
 SCHEMA_VERSION = 1
@@ -33,6 +28,10 @@ def load(path: Path | str = CATALOGUE_PATH) -> dict:
 
 def build() -> dict:
     """Derive every family and assemble the catalogue as plain data."""
+    # SymPy and the derivation are imported here, not at module level, so that
+    # load() stays cheap for code that only reads the committed file.
+    from tableau_gen.families import derive_families
+
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_by": "tableau-gen catalogue",
@@ -47,6 +46,14 @@ def render(catalogue: dict) -> str:
 
 def family_entry(family: Family) -> dict:
     """Catalogue record of one family, in the fixed key order of the schema."""
+    import sympy as sp
+
+    from tableau_gen.analysis import (
+        optimal_member,
+        principal_error_norm,
+        stability_polynomial,
+    )
+
     spec = family.spec
     tableau = family.tableau
     optimum = optimal_member(family)
@@ -83,6 +90,8 @@ def family_entry(family: Family) -> dict:
 
 def singular_entry(family: Family) -> dict:
     """Describe the singular set: its factors, exact forbidden values and a summary."""
+    import sympy as sp
+
     forbidden: dict[str, list[str]] = {name: [] for name in family.parameters}
     parts = []
     for factor in family.singular:
@@ -102,8 +111,3 @@ def singular_entry(family: Family) -> dict:
         },
         "description": ", ".join(parts),
     }
-
-
-def parameter_symbol(name: str):
-    """SymPy symbol of a catalogue parameter name (``u`` or ``v``)."""
-    return PARAMETER_SYMBOLS[name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -26,8 +27,10 @@ from tableau_gen.conditions import residual
 from tableau_gen.derivation import derive
 from tableau_gen.families import (
     SPEC,
+    FamilySpecError,
     U,
     V,
+    _build,
     derive_families,
     family_by_name,
     member,
@@ -235,3 +238,18 @@ def test_optimum_in_domain(name):
     for parameter, value in optimum.point.items():
         low, high = family.spec.domain[parameter]
         assert low <= float(value) <= high, (parameter, value)
+
+
+def test_spec_with_wrong_parameter_count_is_rejected():
+    branch = next(b for b in derive(3, 3).branches if len(b.free) == 2)
+    wrong = dataclasses.replace(SPEC[1], roles={"u": "c2"})
+    with pytest.raises(FamilySpecError, match="the spec names 1 parameters"):
+        _build(wrong, branch)
+
+
+def test_spec_with_ambiguous_role_is_rejected():
+    # b3 is free in this branch but c2 is fixed, so u = c2 cannot pin it down.
+    branch = next(b for b in derive(3, 3).branches if len(b.free) == 1)
+    wrong = dataclasses.replace(SPEC[2], roles={"u": "c2"})
+    with pytest.raises(FamilySpecError, match="do not determine the branch"):
+        _build(wrong, branch)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 from math import factorial
 
 import pytest
 
+import tableau_gen.conditions
+import tableau_gen.trees
 from tableau_gen.trees import (
     LEAF,
     density,
@@ -87,3 +90,11 @@ def test_tree_to_str_groups_equal_children():
 def test_trees_of_order_rejects_bad_n(bad):
     with pytest.raises(ValueError, match="must be an integer >= 1"):
         trees_of_order(bad)
+
+
+def test_docstring_examples():
+    # The examples in the docstrings print exact counts and rationals.
+    for module in (tableau_gen.trees, tableau_gen.conditions):
+        failures, attempted = doctest.testmod(module)
+        assert attempted > 0, module.__name__
+        assert failures == 0, module.__name__
