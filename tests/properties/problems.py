@@ -94,6 +94,37 @@ def time_only(seed: int) -> Problem:
 
 PROBLEM_FACTORIES = (linear_system, cosine_growth, logistic, time_only)
 
+# Below this error float64 round-off (about 1e-14 per step) blurs the ratios.
+ROUND_OFF_FLOOR = 1e-11
+
+
+def settled_order(
+    error_at: Callable[[int], float], minimum_order: float
+) -> tuple[float, list[float]]:
+    """Refine from 16 steps until the observed order settles at minimum_order or above.
+
+    error_at(steps) returns the error of a solve with that many steps. A member
+    whose principal error nearly cancels on a problem shows erratic ratios at
+    coarse steps, so refining continues until two successive observed orders agree
+    within 0.1 and reach minimum_order. It stops at 4096 steps or when the error
+    reaches ROUND_OFF_FLOOR, and returns the last observed order and all errors.
+    """
+    steps, errors, orders = 16, [], []
+    while True:
+        errors.append(error_at(steps))
+        if len(errors) >= 2:
+            orders.append(math.log2(errors[-2] / max(errors[-1], 1e-300)))
+        settled = (
+            len(orders) >= 2
+            and abs(orders[-1] - orders[-2]) <= 0.1
+            and orders[-1] >= minimum_order
+        )
+        if settled or errors[-1] < ROUND_OFF_FLOOR or steps >= 4096:
+            # No ratio exists when the first error is already at round-off.
+            return (orders[-1] if orders else math.inf), errors
+        steps *= 2
+
+
 # Distance kept from the singular set, measured on the catalogue's singular factors.
 # Near it the coefficients blow up and the asymptotic regime starts at tiny steps.
 SINGULAR_MARGIN = 0.1

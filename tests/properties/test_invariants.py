@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from metanode.solvers import make_solver
-from tests.properties.problems import FAMILY_RECORDS, family_members, problems
+from tests.properties.problems import (
+    FAMILY_RECORDS,
+    ROUND_OFF_FLOOR,
+    family_members,
+    problems,
+    settled_order,
+)
 
 steps_counts = st.integers(2, 24)
 
@@ -45,17 +49,19 @@ def test_grid_options_agree(member, problem, steps):
 def test_forward_then_backward_returns_to_start(member, problem):
     family, point = member
     order = FAMILY_RECORDS[family]["order"]
-    errors = []
-    for steps in (16, 32):
+
+    def round_trip_error(steps: int) -> float:
         solver = make_solver(family, **point, steps=steps)
         there = solver(problem.rhs, problem.y0, 0.0, 1.0)
         back = solver(problem.rhs, there, 1.0, 0.0)
-        errors.append((back - problem.y0).abs().max().item())
-    # The round trip is a method of order at least p, so halving the step must
-    # shrink its error by at least 2^(p - 0.5); round-off (1e-13) ends the test.
-    if errors[0] > 1e-11:
-        assert math.log2(errors[0] / max(errors[1], 1e-300)) >= order - 0.5, errors
-    assert errors[1] < 1e-3, errors
+        return (back - problem.y0).abs().max().item()
+
+    # The round trip is a method of order at least p, so its distance from the
+    # start must shrink at that order. Its forward and backward errors can partly
+    # cancel at coarse steps, so the order is read where the ratios have settled.
+    observed, errors = settled_order(round_trip_error, minimum_order=order - 0.5)
+    if errors[-1] >= ROUND_OFF_FLOOR:
+        assert observed >= order - 0.5, errors
 
 
 @given(member=family_members(), problem=problems, steps=steps_counts)
