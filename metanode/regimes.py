@@ -190,6 +190,10 @@ class Smoothing(Regime):
     and if the drawn values together lie in the family's singular set, all of them
     fall back. With probability 1 - prob the call uses the solver unchanged.
     `last_parameters` contains the values used in the latest call.
+
+    NOTE: each draw builds a frozen copy of the solver, so a learnable solver gets
+    no gradient to u or v under smoothing; standalone and both ensembles do pass
+    gradients to them.
     """
 
     name = "smoothing"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -294,3 +295,29 @@ def test_learnable_switch_and_projection():
         solver(lambda t, y: y, torch.ones(1))
     solver.learnable = False
     assert [name for name, _ in solver.named_parameters()] == []
+
+
+def test_tensor_requiring_grad_rejected():
+    u = torch.tensor(0.4, requires_grad=True)
+    with pytest.raises(ValueError, match="learnable=True"):
+        make_solver("rk2", u=u, steps=2)
+
+
+def test_assigned_tensor_receives_gradient():
+    solver = make_solver("rk2", u=0.4, steps=2)
+    weight = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)
+    solver.u = 2 * weight
+    y0 = torch.ones(3, dtype=torch.float64)
+    solver(lambda t, y: torch.sin(y) * t, y0).sum().backward()
+    assert weight.grad is not None
+    assert weight.grad.item() != 0.0
+
+
+def test_near_singular_float32_warns():
+    solver = make_solver("rk2", u=1e-5, steps=4)
+    with pytest.warns(RuntimeWarning, match="singular set"):
+        solver(lambda t, y: -y, torch.ones(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # 1e-5 is far above sqrt(eps) of float64 (1.5e-8): no warning there.
+        solver(lambda t, y: -y, torch.ones(1, dtype=torch.float64))

@@ -19,6 +19,7 @@ parameters, the singular-set checks, the time grid and the integration loop.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -168,6 +169,14 @@ class FamilySolver(nn.Module):
             if value is None:
                 value = cls.defaults[name]
             if isinstance(value, Tensor):
+                if value.requires_grad:
+                    raise ValueError(
+                        f"{cls.family} parameter {name} is a tensor that requires "
+                        "grad, but the solver stores a copy; pass learnable=True to "
+                        "train it inside the solver, or assign the tensor after "
+                        f"construction (solver.{name} = tensor) to backpropagate "
+                        "into it"
+                    )
                 if value.numel() != 1:
                     raise ValueError(
                         f"{cls.family} parameter {name} must be a scalar, got a "
@@ -221,6 +230,24 @@ class FamilySolver(nn.Module):
             f"is undefined or the order condition fails; {reason} (whole singular "
             f"set: {cls.singular_description}); choose other values"
         )
+
+    def _warn_if_ill_conditioned(self, values: dict[str, float], dtype) -> None:
+        # Coefficients grow like 1 / factor near the singular set, and cancelling
+        # them loses about log10(1 / factor) digits. Below sqrt(eps) of the state's
+        # dtype (3e-4 for float32, 1.5e-8 for float64) half the digits are gone.
+        limit = math.sqrt(torch.finfo(dtype).eps)
+        factors = self.singular_factors(*values.values())
+        closest = min(abs(factor) for factor in factors)
+        if closest < limit and (dtype, closest) != getattr(self, "_warned", None):
+            self._warned = (dtype, closest)
+            shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            warnings.warn(
+                f"{self.family}: {shown} is within {closest:.1e} of the singular set "
+                f"({self.singular_description}), so {dtype} solves lose most of "
+                "their precision; move the parameters away or solve in float64",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     @torch.no_grad()
     def project_(self) -> FamilySolver:
@@ -292,6 +319,7 @@ class FamilySolver(nn.Module):
             name: float(p.detach()) for name, p in zip(self.parameter_names, parameters)
         }
         self.check_parameters(**values)
+        self._warn_if_ill_conditioned(values, like.dtype)
         if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
             wide = [p.to(torch.float64) for p in parameters]
             return tuple(

@@ -180,6 +180,11 @@ def _parse_number(text: str, key: str, raw: str) -> float:
             f"invalid solver spec {text!r}: {key}={raw!r} is not a number; use a "
             "decimal or a fraction such as 2/3"
         ) from None
+    except OverflowError:
+        raise SolverSpecError(
+            f"invalid solver spec {text!r}: {key}={raw!r} is too large for a "
+            "float64; use a finite value"
+        ) from None
     return value
 
 
