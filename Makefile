@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch and torchvision are pinned here, not in pyproject.toml, so that pip takes
-# the CPU-capable wheels already cached on the build machines.
+# torch and torchvision are pinned here, not in pyproject.toml, because the build
+# machines keep these releases on local disk and pip installs them from there. On
+# x86_64 they are CUDA builds (about 5.5 GB with the CUDA libraries) that also run
+# on the CPU. Override TORCH_SPEC to install other builds.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install lint format generate check-generated test demo bench clean
