@@ -106,7 +106,7 @@ def settled_order(
     error_at(steps) returns the error of a solve with that many steps. A member
     whose principal error nearly cancels on a problem shows erratic ratios at
     coarse steps, so refining continues until two successive observed orders agree
-    within 0.1 and reach minimum_order. It stops at 4096 steps or when the error
+    within 0.1 and reach minimum_order. It stops at 2048 steps or when the error
     reaches ROUND_OFF_FLOOR, and returns the last observed order and all errors.
     """
     steps, errors, orders = 16, [], []
@@ -119,7 +119,7 @@ def settled_order(
             and abs(orders[-1] - orders[-2]) <= 0.1
             and orders[-1] >= minimum_order
         )
-        if settled or errors[-1] < ROUND_OFF_FLOOR or steps >= 4096:
+        if settled or errors[-1] < ROUND_OFF_FLOOR or steps >= 2048:
             # No ratio exists when the first error is already at round-off.
             return (orders[-1] if orders else math.inf), errors
         steps *= 2
