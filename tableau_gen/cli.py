@@ -88,11 +88,23 @@ def _member_values(family, items: list[str]) -> tuple[dict, str]:
     values = {}
     for item in items:
         name, separator, text = item.partition("=")
+        name = name.strip()
         if not separator:
             raise ValueError(
                 f"invalid assignment {item!r}: expected NAME=VALUE, e.g. u=1/2"
             )
-        values[name.strip()] = parse_parameter_value(text)
+        if name in values:
+            raise ValueError(
+                f"parameter {name} is given twice ({name}={values[name]} and "
+                f"{item.strip()}); give each parameter once"
+            )
+        try:
+            values[name] = parse_parameter_value(text)
+        except ZeroDivisionError:
+            raise ValueError(
+                f"invalid parameter value {text!r}: division by zero; expected a "
+                f"rational number such as 2/3, 0.4 or -1"
+            ) from None
     return values, _describe(values)
 
 

@@ -74,6 +74,8 @@ def test_member_default(capsys):
         (["member", "rk2", "u=x"], "invalid parameter value 'x'"),
         (["member", "rk2", "v=1"], "rk2 has no parameter v"),
         (["member", "rk2", "euler"], "'euler' is neither a parameter assignment"),
+        (["member", "rk2", "u=1/0"], "invalid parameter value '1/0': division by"),
+        (["member", "rk2", "u=1/3", "u=1/2"], "parameter u is given twice"),
         (["conditions", "0"], "`order` must be an integer >= 1, got 0"),
         (["conditions", "-2"], "`order` must be an integer >= 1, got -2"),
         (["conditions", "3", "--stages", "2"], "order 3 needs `stages` >= 3"),
