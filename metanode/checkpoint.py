@@ -42,7 +42,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
 
     The data goes to a temporary file in the same folder, is flushed to disk and then
     renamed over ``path`` with ``os.replace``. A crash leaves either the old file or
-    the new one, never a partial file.
+    the new one, never a partial file. The file gets mode 0666 less the umask, as a
+    file made with ``open()`` does.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     )
     try:
         with os.fdopen(handle, "wb") as stream:
+            # mkstemp creates the file with mode 0600; give it the mode that
+            # open() gives the run's other files.
+            os.fchmod(stream.fileno(), 0o666 & ~_current_umask())
             torch.save(document, stream)
             stream.flush()
             os.fsync(stream.fileno())
@@ -61,6 +65,13 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
         raise
     logger.debug("wrote checkpoint %s", path)
     return path
+
+
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; the old value is restored at once.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

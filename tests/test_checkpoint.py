@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -132,3 +133,18 @@ def test_restore_needs_every_generator():
     state = capture_rng_state({})
     with pytest.raises(CheckpointError, match="'noise'"):
         restore_rng_state(state, {"noise": torch.Generator()})
+
+
+@pytest.mark.parametrize(
+    ("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)], ids=["022", "077"]
+)
+def test_file_mode_follows_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        path = save_checkpoint(tmp_path / "checkpoint.pt", _payload())
+        plain = tmp_path / "plain.txt"
+        plain.write_text("written with open()\n")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == mode
+    assert plain.stat().st_mode & 0o777 == mode
