@@ -101,7 +101,9 @@ def _add_train_parser(commands) -> None:
     train.add_argument(
         "--overwrite",
         action="store_true",
-        help="start a new run even if --out holds a checkpoint",
+        help="start a new run even if --out contains a checkpoint; the old "
+        "run's checkpoint, config, metrics, evaluation, log and plot files are "
+        "removed first",
     )
 
     data = train.add_argument_group("data")
@@ -314,6 +316,11 @@ def _add_evaluate_parser(commands) -> None:
         "--json",
         help="write the results here (default: evaluation.json beside the checkpoint)",
     )
+    evaluate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing results file (never a checkpoint)",
+    )
     _add_common(evaluate)
     evaluate.set_defaults(handler=_run_evaluate)
 
@@ -360,10 +367,79 @@ def _configure_logging(level: str) -> None:
     logging.captureWarnings(True)
 
 
-def _add_log_file(path: Path) -> None:
+class _RecordBuffer(logging.Handler):
+    """A log handler that stores records until the run's log file is open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _add_log_file(path: Path, earlier: list[logging.LogRecord]) -> logging.Handler:
+    """Log to ``path`` too, starting with the ``earlier`` records; return the
+    handler."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    for record in earlier:
+        handler.handle(record)
     logging.getLogger().addHandler(handler)
+    return handler
+
+
+def _first_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _check_output_folder(option: str, path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` is a folder or can be created as one."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file, not a folder; choose a folder")
+    _check_creatable(option, path, path)
+
+
+def _check_output_file(option: str, path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` is a file path that can be written."""
+    if path.is_dir():
+        raise ValueError(
+            f"{option} {path} is a folder; give a file path such as "
+            f"{path / 'results.json'}"
+        )
+    _check_creatable(option, path, path.parent)
+
+
+def _check_creatable(option: str, path: Path, folder: Path) -> None:
+    """Raise ``ValueError`` unless ``folder`` exists or can be created, and is
+    writable; messages name ``option`` and its value ``path``."""
+    existing = _first_existing(folder)
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(
+            f"{option} {path}: {existing} is a file, so no folder can be created "
+            f"below it; choose another path"
+        )
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{option} {path}: the folder {existing} is not writable; choose "
+            f"another path"
+        )
+
+
+def _parse_specs(option: str, text: str):
+    """Parse solver specs; an arithmetic failure in the parser (an overflow, a
+    division by zero) becomes a ``ValueError`` naming the option."""
+    from metanode.solvers import parse_solver_specs
+
+    try:
+        return parse_solver_specs(text)
+    except ArithmeticError as error:
+        raise ValueError(
+            f"invalid solver specs {text!r} in {option}: "
+            f"{type(error).__name__}: {error}; use finite decimals or fractions"
+        ) from None
 
 
 _TRAIN_CONTROL = {"out", "resume", "overwrite", "log_level", "handler", "command"}
@@ -371,7 +447,7 @@ _TRAIN_CONTROL = {"out", "resume", "overwrite", "log_level", "handler", "command
 
 def _run_train(args: argparse.Namespace) -> int:
     from metanode import checkpoint
-    from metanode.training import TrainConfig, Trainer, configure_threads
+    from metanode.training import LOG_FILE, TrainConfig, Trainer, configure_threads
 
     given = {k: v for k, v in vars(args).items() if k not in _TRAIN_CONTROL}
     out = Path(args.out)
@@ -379,6 +455,9 @@ def _run_train(args: argparse.Namespace) -> int:
     overwrite = getattr(args, "overwrite", False)
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other; pick one")
+    _check_output_folder("--out", out)
+    if "train_solvers" in given:
+        _parse_specs("--train-solvers", given["train_solvers"])
     if resume:
         document = checkpoint.load_checkpoint(out / checkpoint.CHECKPOINT_NAME)
         stored = document.get("train_config")
@@ -389,12 +468,35 @@ def _run_train(args: argparse.Namespace) -> int:
         base = TrainConfig()
     config = dataclasses.replace(base, **given)
     config.validate()
+    config.check_options_used(given)
 
+    # Every option is valid, so logging starts. The records of the setup wait in
+    # a buffer until the run folder is ready, so that train.log contains them too.
     _configure_logging(args.log_level)
-    configure_threads(config.threads)
-    trainer = Trainer(config, out, resume=resume, overwrite=overwrite)
-    # The log file joins only now, once the folder is known to be this run's.
-    _add_log_file(out / "train.log")
+    buffer = _RecordBuffer()
+    root = logging.getLogger()
+    root.addHandler(buffer)
+    try:
+        trainer = Trainer(config, out, resume=resume, overwrite=overwrite)
+    finally:
+        root.removeHandler(buffer)
+    if trainer.complete:
+        print(
+            f"the run in {out} is already complete at step {trainer.step} of "
+            f"{trainer.total_steps}; nothing to train, no file changed"
+        )
+        return 0
+    log_file = _add_log_file(out / LOG_FILE, buffer.records)
+    try:
+        configure_threads(config.threads)
+        return _train(trainer, out)
+    finally:
+        # In-process callers (tests, notebooks) keep no handle on this run's log.
+        logging.getLogger().removeHandler(log_file)
+        log_file.close()
+
+
+def _train(trainer, out: Path) -> int:
     try:
         metrics = trainer.run()
     except KeyboardInterrupt:
@@ -415,35 +517,59 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# Regimes of ``evaluate`` that read --ensemble-weights (switching as its
+# probabilities).
+_WEIGHTED_REGIMES = ("switching", "solver-ensemble", "model-ensemble")
+
+
 def _run_evaluate(args: argparse.Namespace) -> int:
     from metanode import checkpoint
     from metanode.data import load_dataset
     from metanode.evaluation import (
         AttackSettings,
+        build_eval_regime,
         evaluate,
         expand_requests,
         format_table,
     )
     from metanode.models import build_model
-    from metanode.solvers import SolverSpec, parse_solver_specs
-    from metanode.training import configure_threads
+    from metanode.solvers import SolverSpec
+    from metanode.training import EVALUATION_FILE, check_device, configure_threads
 
-    _configure_logging(args.log_level)
-    path = Path(args.checkpoint)
-    if path.is_dir():
-        path = path / checkpoint.CHECKPOINT_NAME
+    # Every option is checked before anything is loaded or logged.
+    for option, value in (
+        ("--threads", args.threads),
+        ("--limit", args.limit),
+        ("--batch-size", args.batch_size),
+    ):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+    device = check_device(args.device or "cpu")
     attacks = AttackSettings(
         args.fgsm_eps, args.pgd_eps, args.pgd_alpha, args.pgd_steps
     )
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-
-    document = checkpoint.load_checkpoint(path)
-    if args.solvers is not None:
-        specs = parse_solver_specs(args.solvers)
+    if args.ensemble_weights is not None and not set(args.regimes) & set(
+        _WEIGHTED_REGIMES
+    ):
+        raise ValueError(
+            f"--ensemble-weights is used only with --regimes "
+            f"{', '.join(_WEIGHTED_REGIMES)}, but --regimes is "
+            f"{','.join(args.regimes)}; drop --ensemble-weights or add one of "
+            f"those regimes"
+        )
+    specs = _parse_specs("--solvers", args.solvers) if args.solvers else None
+    path = Path(args.checkpoint)
+    if path.is_dir():
+        path = path / checkpoint.CHECKPOINT_NAME
+    if args.json:
+        json_option, json_path = "--json", Path(args.json)
     else:
+        json_option, json_path = "results file", path.parent / EVALUATION_FILE
+    _check_results_path(json_option, json_path, path, args.overwrite)
+
+    _configure_logging(args.log_level)
+    document = checkpoint.load_checkpoint(path)
+    if specs is None:
         try:
             specs = [SolverSpec.from_dict(d) for d in document["solvers"]]
         except (KeyError, TypeError) as error:
@@ -451,8 +577,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     requests = expand_requests(args.regimes, specs, args.ensemble_weights)
     # Build every regime once up front, so that bad weights or specs fail before
     # the data is loaded.
-    from metanode.evaluation import build_eval_regime
-
     for request in requests:
         for steps in args.steps or [None]:
             build_eval_regime(request, steps)
@@ -469,12 +593,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     dataset_name = train_config.get("dataset", "fashion-mnist")
     data_root = args.data_root or train_config.get("data_root")
 
-    threads = configure_threads(args.threads)
-    device = args.device or "cpu"
     model.to(device)
     test_set = load_dataset(
         dataset_name, "test", root=data_root, download=args.download, limit=args.limit
     )
+    threads = configure_threads(args.threads)
     rows = evaluate(
         model,
         test_set,
@@ -493,11 +616,36 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         "threads": threads,
         "rows": rows,
     }
-    json_path = Path(args.json) if args.json else path.parent / "evaluation.json"
     _write_json_atomically(json_path, results)
     print(format_table(rows))
     print(f"results written to {json_path}")
     return 0
+
+
+# File name endings of torch checkpoints, which the results never replace.
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def _check_results_path(
+    option: str, json_path: Path, checkpoint_path: Path, overwrite: bool
+) -> None:
+    """Raise ``ValueError`` unless the results may be written to ``json_path``."""
+    _check_output_file(option, json_path)
+    if not json_path.exists():
+        return
+    is_checkpoint = json_path.suffix in _CHECKPOINT_SUFFIXES or (
+        checkpoint_path.exists() and json_path.samefile(checkpoint_path)
+    )
+    if is_checkpoint:
+        raise ValueError(
+            f"{option} {json_path} is a checkpoint, and results never replace a "
+            f"checkpoint; choose another --json path"
+        )
+    if not overwrite:
+        raise ValueError(
+            f"{option} {json_path} already exists; pass --overwrite to replace it "
+            f"or choose another --json path"
+        )
 
 
 def _write_json_atomically(path: Path, data) -> None:
@@ -529,12 +677,17 @@ def describe_families() -> list[dict]:
     return records
 
 
-def _readable_number(value: float) -> str:
-    """Write ``value`` as a short decimal, or as a small fraction such as 1/3 when
-    no short decimal is exact; the solver-spec parser reads both back exactly."""
-    decimal = f"{value:g}"
-    fraction = Fraction(value).limit_denominator(100)
-    if float(decimal) != value and float(fraction) == value:
+def _exact_number(value: float) -> str:
+    """Write ``value`` so that the solver-spec parser reads back the same float.
+
+    A fraction such as 1/3 or -5/126 is used when it is exact and shorter than the
+    shortest round-tripping decimal (``repr``), for example 0.5 but 1/3.
+    """
+    decimal = repr(float(value))
+    if decimal.endswith(".0"):
+        decimal = decimal[:-2]
+    fraction = Fraction(value).limit_denominator(1000)
+    if float(fraction) == value and len(str(fraction)) < len(decimal):
         return str(fraction)
     return decimal
 
@@ -556,11 +709,12 @@ def _run_solvers(args: argparse.Namespace) -> int:
             print(
                 f"  {name}"
                 + (f" ({role})" if role else "")
-                + f": default {record['defaults'][name]:g}, domain [{low:g}, {high:g}]"
+                + f": default {_exact_number(record['defaults'][name])}, "
+                f"domain [{_exact_number(low)}, {_exact_number(high)}]"
             )
         print(f"  singular set: {record['singular_set']}")
         example = ",".join(
-            f"{name}={_readable_number(record['defaults'][name])}"
+            f"{name}={_exact_number(record['defaults'][name])}"
             for name in record["parameters"]
         )
         print(f"  example: {record['family']}:{example},steps=8")

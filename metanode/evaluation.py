@@ -33,12 +33,16 @@ class AttackSettings:
     pgd_steps: int = 7
 
     def __post_init__(self) -> None:
+        # The same ranges as metanode.attacks checks when an attack runs.
         for name in ("fgsm_eps", "pgd_eps", "pgd_alpha"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)) or (
-                value < 0
-            ):
-                raise ValueError(f"`{name}` must be a number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"`{name}` must be a number in (0, 1], got {value!r}")
+            if not (math.isfinite(value) and 0 < value <= 1):
+                raise ValueError(
+                    f"`{name}` must be in (0, 1] because pixels lie in [0, 1], "
+                    f"got {value!r}"
+                )
         steps = self.pgd_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"`pgd_steps` must be an integer >= 1, got {steps!r}")
@@ -169,9 +173,10 @@ def evaluate(
 ) -> list[dict]:
     """Evaluate every request at every step count and return one row per pair.
 
-    Each row holds ``regime``, ``solvers``, ``steps``, ``clean``, ``fgsm``,
-    ``pgd``, ``images`` and ``seconds``. The model is put in eval mode and its
-    former mode is restored afterwards.
+    Each row contains ``regime``, ``solvers``, ``steps``, ``step_size``, ``clean``,
+    ``fgsm``, ``pgd``, ``images`` and ``seconds``. ``steps`` or ``step_size`` is
+    the grid all solvers of the row share, and both are None when they differ.
+    The model is put in eval mode and its former mode is restored afterwards.
     """
     was_training = model.training
     model.eval()
@@ -191,10 +196,12 @@ def evaluate(
                     device=device,
                     description=f"{request.name} steps={steps}",
                 )
+                grid_steps, step_size = _grid_of(request, steps)
                 row = {
                     "regime": request.name,
                     "solvers": [str(spec) for spec in request.specs],
-                    "steps": steps if steps is not None else _steps_of(request),
+                    "steps": grid_steps,
+                    "step_size": step_size,
                     **result,
                 }
                 logger.info(
@@ -212,9 +219,15 @@ def evaluate(
     return rows
 
 
-def _steps_of(request: RegimeRequest):
-    steps = {spec.steps for spec in request.specs}
-    return steps.pop() if len(steps) == 1 else None
+def _grid_of(request: RegimeRequest, steps: int | None):
+    """Return the (steps, step_size) that all solvers of the row share.
+
+    Both are None when the solvers use different grids, so each keeps its own.
+    """
+    if steps is not None:
+        return steps, None
+    grids = {(spec.steps, spec.step_size) for spec in request.specs}
+    return grids.pop() if len(grids) == 1 else (None, None)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -222,9 +235,18 @@ def format_table(rows: list[dict]) -> str:
     header = "| regime | solvers | steps | clean | FGSM | PGD |"
     lines = [header, "| --- | --- | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        solvers = "; ".join(_short_spec(text) for text in row["solvers"])
+        if row["steps"] is not None:
+            grid = str(row["steps"])
+        elif row.get("step_size") is not None:
+            grid = f"h={row['step_size']!r}"
+        else:
+            grid = "per solver"
+        # Without a shared grid, each solver keeps its own grid in the solvers
+        # column.
+        shorten = _short_spec if grid != "per solver" else str
+        solvers = "; ".join(shorten(text) for text in row["solvers"])
         lines.append(
-            f"| {row['regime']} | {solvers} | {row['steps']} | {row['clean']:.4f} | "
+            f"| {row['regime']} | {solvers} | {grid} | {row['clean']:.4f} | "
             f"{row['fgsm']:.4f} | {row['pgd']:.4f} |"
         )
     return "\n".join(lines)

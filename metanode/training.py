@@ -15,12 +15,14 @@ import json
 import logging
 import math
 import os
+import random
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -35,11 +37,42 @@ ADVERSARIAL_MODES = ("clean", "fgsm", "fgsm-random", "pgd")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "one-cycle")
 
+LOG_FILE = "train.log"
+EVALUATION_FILE = "evaluation.json"
+# Every file a run folder may contain: train writes the first four, evaluate writes
+# evaluation.json and the demo results.json and results.png. Starting a new run
+# with overwrite=True removes them all, so nothing of the replaced run remains.
+RUN_FILES = (
+    ckpt.CHECKPOINT_NAME,
+    "config.json",
+    "metrics.json",
+    LOG_FILE,
+    EVALUATION_FILE,
+    "results.json",
+    "results.png",
+)
+
 # Options that only affect how a run executes, not what it computes (on one
 # machine); a resumed run may change them.
 RUNTIME_OPTIONS = frozenset(
     {"data_root", "download", "threads", "device", "log_every", "checkpoint_every"}
 )
+
+# Options that only some settings use: option -> (the setting that selects, the
+# values of that setting that read the option). Any other value ignores it.
+OPTION_USERS = {
+    "switching_probs": ("train_regime", ("switching",)),
+    "smoothing_distribution": ("train_regime", ("smoothing",)),
+    "smoothing_scale": ("train_regime", ("smoothing",)),
+    "smoothing_prob": ("train_regime", ("smoothing",)),
+    "ensemble_weights": ("train_regime", ("solver-ensemble", "model-ensemble")),
+    "eps": ("adversarial", ("fgsm", "fgsm-random", "pgd")),
+    "alpha": ("adversarial", ("fgsm-random", "pgd")),
+    "attack_steps": ("adversarial", ("pgd",)),
+    "momentum": ("optimizer", ("sgd", "rmsprop")),
+    "base_lr": ("schedule", ("one-cycle",)),
+    "max_lr": ("schedule", ("one-cycle",)),
+}
 
 
 @dataclass
@@ -134,6 +167,14 @@ class TrainConfig:
         for name in ("max_lr", "alpha", "grad_clip"):
             if getattr(self, name) is not None:
                 _check_positive(name, getattr(self, name))
+        # Pixels lie in [0, 1], so a larger radius or step allows any image.
+        for name in ("eps", "alpha"):
+            value = getattr(self, name)
+            if value is not None and value > 1:
+                raise ValueError(
+                    f"`{name}` must be in (0, 1] because pixels lie in [0, 1], "
+                    f"got {value!r}"
+                )
         for name in ("momentum", "weight_decay", "smoothing_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -148,11 +189,68 @@ class TrainConfig:
                 f"{self.peak_lr!r} and base_lr={self.base_lr!r}"
             )
         parse_solver_specs(self.train_solvers)
+        check_device(self.device)
+
+    def check_options_used(self, names) -> None:
+        """Raise ``ValueError`` if an option in ``names`` is one that the chosen
+        regime, adversarial mode, optimizer or schedule does not read.
+
+        ``names`` are the options a caller set explicitly, because the defaults of
+        unused options are harmless.
+        """
+        for name in names:
+            if name not in OPTION_USERS:
+                continue
+            setting, users = OPTION_USERS[name]
+            chosen = getattr(self, setting)
+            if chosen in users:
+                continue
+            option, selector = _flag(name), _flag(setting)
+            raise ValueError(
+                f"{option} is used only with {selector} {' or '.join(users)}, "
+                f"but {selector} is {chosen}; drop {option} or choose "
+                f"{selector} {users[0]}"
+            )
 
     @property
     def peak_lr(self) -> float:
         """The learning rate at the top of the one-cycle schedule."""
         return self.max_lr if self.max_lr is not None else self.lr
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_device(name) -> torch.device:
+    """Return ``torch.device(name)``; raise ``ValueError`` unless it is the CPU or
+    an available CUDA device."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"invalid device {name!r}; expected cpu, cuda or cuda:INDEX"
+        ) from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ValueError(
+            f"unsupported device {name!r}: metanode trains on cpu or cuda; "
+            f"choose one of those"
+        )
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device {name!r} is not available: torch finds no CUDA device "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); "
+            f"use device cpu"
+        )
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ValueError(
+            f"device {name!r} is not available: torch finds {count} CUDA "
+            f"device(s), numbered from 0"
+        )
+    return device
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -176,6 +274,8 @@ def _check_positive(name: str, value) -> None:
 
 def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op thread count (all cores when None) and log it."""
+    if threads is not None:
+        _check_positive_int("threads", threads)
     count = threads if threads is not None else (os.cpu_count() or 1)
     torch.set_num_threads(count)
     logger.info("torch uses %d intra-op thread(s)", count)
@@ -215,7 +315,7 @@ def build_regime_from_options(
     """Build a regime from solver specs and the options that regime takes."""
     from metanode.regimes import build_regime
 
-    solvers = [spec.build() for spec in specs]
+    solvers = [_build_solver(spec) for spec in specs]
     if name == "switching":
         options = {"probs": switching_probs, "generator": generator}
     elif name == "smoothing":
@@ -230,6 +330,24 @@ def build_regime_from_options(
     else:
         options = {}
     return build_regime(name, solvers, **options)
+
+
+def _build_solver(spec: SolverSpec):
+    """Build the solver of ``spec`` and lay out its time grid once.
+
+    The grid is otherwise built at the first forward pass, so a grid too large for
+    memory would surface only after a run has started.
+    """
+    solver = spec.build()
+    try:
+        solver.grid_spec.build()
+    except (RuntimeError, MemoryError) as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"cannot lay out the time grid of solver {spec}: {reason}; use fewer "
+            f"steps or a larger step_size"
+        ) from None
+    return solver
 
 
 def build_train_attack(config: TrainConfig, generator: torch.Generator):
@@ -271,7 +389,10 @@ class Trainer:
             ``metrics.json``.
         resume: continue from ``out_dir/checkpoint.pt``. Options of ``config`` that
             change the computation must equal the checkpoint's.
-        overwrite: start a new run even if ``out_dir`` holds a checkpoint.
+        overwrite: start a new run even if ``out_dir`` contains a checkpoint. The
+            files of ``RUN_FILES`` in ``out_dir`` are removed once the new run's
+            options, model, solvers and data are ready, so a failed start keeps
+            the old run.
 
     Raises:
         ValueError: invalid options.
@@ -306,6 +427,10 @@ class Trainer:
 
         self.device = torch.device(config.device)
         self.amp = _amp_enabled(config.amp, self.device)
+        # Python's and NumPy's generators are seeded too, because checkpoints save
+        # and restore their states along with torch's.
+        random.seed(config.seed)
+        np.random.seed(config.seed)
         torch.manual_seed(config.seed)
         # Separate generators keep the batch order independent of how much
         # randomness the attack and the regime consume.
@@ -352,7 +477,11 @@ class Trainer:
             self._restore(document)
         else:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(self.out_dir / "config.json", self.config.to_dict())
+            if overwrite:
+                self._remove_run_files()
+        # A finished run stays as it is, so resuming it changes no file.
+        if not self.complete:
+            _write_json(self.out_dir / "config.json", self.config.to_dict())
         logger.info(
             "training %s (%d parameters) on %d %s images: %s regime over %s, "
             "%s adversarial training, %d steps of batch %d",
@@ -367,6 +496,25 @@ class Trainer:
             config.batch_size,
         )
 
+    @property
+    def complete(self) -> bool:
+        """Whether the run has trained all ``total_steps`` batches."""
+        return self.step >= self.total_steps
+
+    def _remove_run_files(self) -> None:
+        removed = []
+        for name in RUN_FILES:
+            path = self.out_dir / name
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                removed.append(name)
+        if removed:
+            logger.info(
+                "removed the replaced run's files from %s: %s",
+                self.out_dir,
+                ", ".join(removed),
+            )
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of the model under the training regime."""
         return self.regime(self.model, x)
@@ -379,6 +527,8 @@ class Trainer:
         and at the end of the run.
         """
         config = self.config
+        if self.complete:
+            return self.metrics()
         self.model.train()
         progress = tqdm(
             total=self.total_steps,
@@ -542,6 +692,7 @@ class Trainer:
                 {"data": self.data_generator, "noise": self.noise_generator},
             )
             self.history = list(document["metrics"]["history"])
+            self.last_checkpoint_step = self.step
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise ckpt.CheckpointError(
                 f"checkpoint {path} cannot be resumed: {type(error).__name__}: {error}"

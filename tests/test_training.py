@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
+import numpy as np
 import pytest
 import torch
 from conftest import require_fashion_mnist
 
 from metanode.checkpoint import CheckpointError
-from metanode.training import TrainConfig, Trainer, configure_threads
+from metanode.data import DatasetNotFoundError
+from metanode.solvers import parse_solver_specs
+from metanode.training import (
+    TrainConfig,
+    Trainer,
+    build_regime_from_options,
+    check_device,
+    configure_threads,
+)
 
 # Tiny but complete: every source of randomness is in use (batch order, smoothing
 # draws, FGSM random starts), the one-cycle schedule steps per batch, and 10 steps
@@ -200,3 +210,136 @@ def test_amp_on_cpu_warns_and_stays_off(tmp_path):
 def test_configure_threads_sets_torch():
     assert configure_threads(1) == 1
     assert torch.get_num_threads() == 1
+
+
+def test_configure_threads_rejects_zero():
+    with pytest.raises(ValueError, match="`threads` must be an integer >= 1"):
+        configure_threads(0)
+
+
+def test_seed_sets_python_and_numpy(tmp_path):
+    require_fashion_mnist()
+    config = dataclasses.replace(SMALL, seed=3, max_steps=1)
+    draws = []
+    for folder in ("first", "second"):
+        random.seed(100 + len(draws))
+        np.random.seed(100 + len(draws))
+        Trainer(config, tmp_path / folder)
+        draws.append((random.random(), float(np.random.rand())))
+    assert draws[0] == draws[1]
+
+    random.seed(3)
+    np.random.seed(3)
+    assert draws[0] == (random.random(), float(np.random.rand()))
+
+
+def test_overwrite_removes_old_run_files(tmp_path):
+    require_fashion_mnist()
+    config = dataclasses.replace(SMALL, max_steps=2)
+    Trainer(config, tmp_path).run()
+    for name in ("evaluation.json", "train.log", "results.json", "results.png"):
+        (tmp_path / name).write_text("from the replaced run\n")
+    (tmp_path / "notes.txt").write_text("not a run file\n")
+
+    trainer = Trainer(config, tmp_path, overwrite=True)
+
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["config.json", "notes.txt"]
+    trainer.run()
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["checkpoint.pt", "config.json", "metrics.json", "notes.txt"]
+
+
+def test_failed_overwrite_keeps_old_run(tmp_path):
+    require_fashion_mnist()
+    config = dataclasses.replace(SMALL, max_steps=2)
+    Trainer(config, tmp_path / "run").run()
+    saved = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    (tmp_path / "empty").mkdir()
+    missing_data = dataclasses.replace(config, data_root=str(tmp_path / "empty"))
+
+    with pytest.raises(DatasetNotFoundError):
+        Trainer(missing_data, tmp_path / "run", overwrite=True)
+
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == saved
+
+
+def test_resume_of_finished_run_changes_nothing(tmp_path):
+    require_fashion_mnist()
+    config = dataclasses.replace(SMALL, max_steps=2)
+    Trainer(config, tmp_path).run()
+    before = {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()
+    }
+
+    trainer = Trainer(config, tmp_path, resume=True)
+    assert trainer.complete
+    assert trainer.last_checkpoint_step == 2
+    metrics = trainer.run()
+
+    assert metrics["step"] == 2
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    assert after == before
+
+
+def test_oversized_grid_fails_at_build():
+    # 10^11 steps need an 800 GB float64 grid.
+    specs = parse_solver_specs("rk2:u=0.5,steps=100000000000")
+    with pytest.raises(ValueError, match="cannot lay out the time grid"):
+        build_regime_from_options("standalone", specs)
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("bogus", "invalid device 'bogus'"),
+        ("meta", "unsupported device 'meta'"),
+        (f"cuda:{torch.cuda.device_count()}", "is not available"),
+    ],
+)
+def test_check_device_rejects(name, match):
+    with pytest.raises(ValueError, match=match):
+        check_device(name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_check_device_without_cuda():
+    with pytest.raises(ValueError, match="torch finds no CUDA device"):
+        check_device("cuda")
+
+
+def test_check_device_accepts_cpu():
+    assert check_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("change", "names", "match"),
+    [
+        ({}, ["ensemble_weights"], "--ensemble-weights is used only with"),
+        ({}, ["switching_probs"], "--train-regime switching, but"),
+        ({"train_regime": "switching"}, ["smoothing_scale"], "is switching"),
+        ({"adversarial": "clean"}, ["eps"], "--adversarial is clean"),
+        ({"adversarial": "fgsm"}, ["alpha"], "--alpha is used only with"),
+        ({"adversarial": "fgsm-random"}, ["attack_steps"], "--attack-steps"),
+        ({"optimizer": "adam"}, ["momentum"], "--optimizer is adam"),
+        ({"schedule": "constant"}, ["base_lr"], "--schedule is constant"),
+    ],
+)
+def test_unused_option_rejected(change, names, match):
+    config = dataclasses.replace(SMALL, **change)
+    with pytest.raises(ValueError, match=match):
+        config.check_options_used(names)
+
+
+def test_used_options_accepted():
+    config = dataclasses.replace(SMALL, adversarial="pgd", attack_steps=3, alpha=0.05)
+    config.check_options_used(
+        ["smoothing_scale", "eps", "alpha", "attack_steps", "momentum", "max_lr"]
+    )
+
+
+@pytest.mark.parametrize("name", ["eps", "alpha"])
+def test_attack_radius_above_one_rejected(name):
+    config = dataclasses.replace(SMALL, **{name: 2.0})
+    with pytest.raises(ValueError, match=f"`{name}` must be in \\(0, 1\\]"):
+        config.validate()
