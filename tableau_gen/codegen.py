@@ -63,7 +63,14 @@ def class_name(family_name: str) -> str:
 def _context(family_name: str) -> Iterator[None]:
     try:
         yield
-    except (sympy.SympifyError, KeyError, TypeError, ValueError) as error:
+    except (
+        sympy.SympifyError,
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        jinja2.TemplateError,
+    ) as error:
         raise GenerationError(
             f"failed to generate family {family_name!r}: {error}"
         ) from error
@@ -75,15 +82,25 @@ def _parse(text: str, symbols: dict) -> sympy.Expr:
     if unexpected:
         names = ", ".join(sorted(map(str, unexpected)))
         raise ValueError(f"formula {text!r} uses unknown symbols {names}")
+    # The emitted code has no imports, so only rational functions with rational
+    # coefficients print as Python that runs (no pi, E, sqrt or I).
+    parameters = sorted(symbols.values(), key=str)
+    numerator, denominator = sympy.fraction(sympy.together(expression))
+    if not all(
+        part.is_polynomial(*parameters)
+        and all(c.is_Rational for c in sympy.Poly(part, *parameters).coeffs())
+        for part in (numerator, denominator)
+    ) or expression.has(sympy.zoo, sympy.nan):
+        raise ValueError(
+            f"formula {text!r} is not a rational function of "
+            f"{', '.join(map(str, parameters))} with rational coefficients"
+        )
     return expression
 
 
 def _python(expression: sympy.Expr) -> str:
     """Print a rational function of u, v as Python that works on floats and tensors."""
-    text = str(expression)
-    if any(name in text for name in ("sqrt", "exp", "log", "I", "oo", "nan")):
-        raise ValueError(f"formula {text!r} is not a rational function of u and v")
-    return text
+    return str(expression)
 
 
 def _literal(value: sympy.Expr) -> str:
@@ -247,15 +264,22 @@ def _environment(root: Path) -> jinja2.Environment:
     )
 
 
-def format_python(source: str, filename: str) -> str:
-    """Format source with the project's ruff configuration."""
-    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+def format_python(source: str, filename: str, root: Path) -> str:
+    """Format source with the ruff configuration of the repository at root."""
+    # The ruff next to this interpreter is the pinned one; PATH may hold another
+    # release that formats differently.
+    beside = Path(sys.executable).parent / "ruff"
+    ruff = str(beside) if beside.is_file() else shutil.which("ruff")
+    if ruff is None:
+        raise GenerationError(
+            "ruff is not installed; install the test extra (pip install -e '.[test]')"
+        )
     result = subprocess.run(
         [ruff, "format", "--stdin-filename", filename, "-"],
         input=source,
         capture_output=True,
         text=True,
-        cwd=default_root(),
+        cwd=root,
         check=False,
     )
     if result.returncode != 0:
@@ -275,18 +299,38 @@ def render(root: Path) -> dict[str, str]:
         raise GenerationError(
             f"catalogue {catalogue_file} not found; run `tableau-gen catalogue` first"
         ) from None
+    except json.JSONDecodeError as error:
+        raise GenerationError(
+            f"catalogue {catalogue_file} is not JSON: {error}"
+        ) from None
+    families = catalogue.get("families") if isinstance(catalogue, dict) else None
+    if not isinstance(families, list):
+        raise GenerationError(
+            f"catalogue {catalogue_file} has no list of families; regenerate it with "
+            "`tableau-gen catalogue`"
+        )
     environment = _environment(root)
-    family_template = environment.get_template(FAMILY_TEMPLATE)
+    try:
+        family_template = environment.get_template(FAMILY_TEMPLATE)
+    except jinja2.TemplateError as error:
+        raise GenerationError(f"template {FAMILY_TEMPLATE}: {error}") from None
 
     files: dict[str, str] = {}
     registry = []
-    for family in catalogue["families"]:
+    class_names: dict[str, str] = {}
+    for family in families:
         with _context(family.get("name", "?")):
             context = family_context(family)
+            text = family_template.render(**context)
+        name = context["class_name"]
+        if name in class_names:
+            raise GenerationError(
+                f"families {class_names[name]!r} and {family['name']!r} both map to "
+                f"class {name}; rename one of them in the catalogue spec"
+            )
+        class_names[name] = family["name"]
         path = f"{OUTPUT_DIRECTORY}/{module_name(family['name'])}.py"
-        if path in files:
-            raise GenerationError(f"two catalogue families write {path}")
-        files[path] = format_python(family_template.render(**context), path)
+        files[path] = format_python(text, path, root)
         registry.append(
             {
                 "name": family["name"],
@@ -295,12 +339,15 @@ def render(root: Path) -> dict[str, str]:
             }
         )
     init_path = f"{OUTPUT_DIRECTORY}/__init__.py"
-    registry_text = environment.get_template(REGISTRY_TEMPLATE).render(
-        header=header(REGISTRY_TEMPLATE),
-        families=registry,
-        imports=sorted(registry, key=lambda entry: entry["module"]),
-    )
-    files[init_path] = format_python(registry_text, init_path)
+    try:
+        registry_text = environment.get_template(REGISTRY_TEMPLATE).render(
+            header=header(REGISTRY_TEMPLATE),
+            families=registry,
+            imports=sorted(registry, key=lambda entry: entry["module"]),
+        )
+    except jinja2.TemplateError as error:
+        raise GenerationError(f"template {REGISTRY_TEMPLATE}: {error}") from None
+    files[init_path] = format_python(registry_text, init_path, root)
     return files
 
 

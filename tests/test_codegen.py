@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -111,3 +112,26 @@ def test_context_rejects_unknown_symbol():
     family = {**SMALL_FAMILY, "b": ["1 - w", "w"]}
     with pytest.raises(ValueError, match="unknown symbols w"):
         codegen.family_context(family)
+
+
+def test_context_rejects_irrational_constant():
+    family = {**SMALL_FAMILY, "b": ["1 - pi*u", "pi*u"]}
+    with pytest.raises(ValueError, match="rational coefficients"):
+        codegen.family_context(family)
+
+
+def test_broken_template_is_clear_error(repository_copy, capsys):
+    template = repository_copy / "templates" / codegen.FAMILY_TEMPLATE
+    template.write_text(template.read_text().replace("{% endfor %}", "{% endfo %}", 1))
+    assert codegen.main(["--check", "--root", str(repository_copy)]) == 2
+    assert "template" in capsys.readouterr().err
+
+
+def test_clashing_class_names_rejected(repository_copy, capsys):
+    catalogue_file = repository_copy / codegen.CATALOGUE_PATH
+    catalogue = json.loads(catalogue_file.read_text())
+    clone = dict(catalogue["families"][0], name="r_k2")
+    catalogue["families"].append(clone)
+    catalogue_file.write_text(json.dumps(catalogue))
+    assert codegen.main(["--check", "--root", str(repository_copy)]) == 2
+    assert "both map to class RK2" in capsys.readouterr().err

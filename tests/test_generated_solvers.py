@@ -321,3 +321,36 @@ def test_near_singular_float32_warns():
         warnings.simplefilter("error")
         # 1e-5 is far above sqrt(eps) of float64 (1.5e-8): no warning there.
         solver(lambda t, y: -y, torch.ones(1, dtype=torch.float64))
+
+
+def test_requested_times_near_grid_points_reuse_them():
+    rhs = CountingRHS()
+    times = torch.linspace(0, 1, 11, dtype=torch.float32)
+    states = make_solver("rk4", steps=10)(rhs, torch.zeros(1), t_eval=times)
+    assert states.shape == (11, 1)
+    # 10 steps of 4 stages: no extra near-zero steps for float32 rounding.
+    assert len(rhs.times) == 40
+
+
+def test_odeint_rejects_unsorted_times_with_steps():
+    with pytest.raises(ValueError, match="strictly increasing or strictly decreasing"):
+        odeint(
+            lambda t, y: y, torch.ones(1), [0.0, 0.8, 0.2, 1.0], options={"steps": 4}
+        )
+
+
+def test_non_finite_parameter_rejected_at_solve():
+    solver = make_solver("rk2", u=0.5, steps=2, learnable=True)
+    with torch.no_grad():
+        solver.u.fill_(float("nan"))
+    with pytest.raises(ValueError, match="must be finite, got nan"):
+        solver(lambda t, y: y, torch.ones(1))
+
+
+def test_spec_of_numpy_step_count():
+    import numpy as np
+
+    spec = make_solver("rk2", steps=np.int64(3)).spec
+    assert spec.steps == 3
+    assert isinstance(spec.steps, int)
+    assert hash(spec) == hash(make_solver("rk2", steps=3).spec)

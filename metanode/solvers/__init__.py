@@ -126,10 +126,14 @@ def odeint(
             f"t must be a 1-D sequence of at least two times, got shape "
             f"{tuple(times.shape)}"
         )
+    # Output times follow torchdiffeq's rule whatever the grid: strictly monotonic.
+    GridSpec(times=tuple(times.tolist()))
     steps = options.pop("steps", None)
     step_size = options.pop("step_size", None)
+    # A tensor t keeps its dtype, so its rounding is recognised on the grid.
+    requested = t if isinstance(t, Tensor) else times
     if steps is None and step_size is None:
         solver = make_solver(method, **options, grid=times)
-        return solver(func, y0, t_eval=times)
+        return solver(func, y0, t_eval=requested)
     solver = make_solver(method, **options, steps=steps, step_size=step_size)
-    return solver(func, y0, float(times[0]), float(times[-1]), t_eval=times)
+    return solver(func, y0, float(times[0]), float(times[-1]), t_eval=requested)

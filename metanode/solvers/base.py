@@ -213,7 +213,13 @@ class FamilySolver(nn.Module):
 
     @classmethod
     def check_parameters(cls, **values: float) -> None:
-        """Raise ValueError when the parameter values lie in the singular set."""
+        """Raise ValueError for non-finite values or values in the singular set."""
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"{cls.family} parameter {name} must be finite, got {value!r}; "
+                    "an optimiser step may have diverged, so reinitialise it"
+                )
         hit = cls.singular_factor_hit(**values)
         if hit is None:
             return
@@ -237,6 +243,8 @@ class FamilySolver(nn.Module):
         # dtype (3e-4 for float32, 1.5e-8 for float64) half the digits are gone.
         limit = math.sqrt(torch.finfo(dtype).eps)
         factors = self.singular_factors(*values.values())
+        if not factors:
+            return
         closest = min(abs(factor) for factor in factors)
         if closest < limit and (dtype, closest) != getattr(self, "_warned", None):
             self._warned = (dtype, closest)
@@ -253,9 +261,9 @@ class FamilySolver(nn.Module):
     def project_(self) -> FamilySolver:
         """Clamp the parameters in place into the family's admissible domain box.
 
-        The box keeps optimiser steps from running away, but it may still contain
-        singular points (for rk3, u = 2/3 lies inside it). Solving at a singular
-        point raises ValueError, so lower the learning rate or reinitialise then.
+        The catalogue chooses each box clear of the singular set, so a clamped
+        member always has a defined tableau. A non-finite value stays non-finite
+        and makes the next solve raise ValueError.
         """
         for name in self.parameter_names:
             low, high = self.domain[name]
@@ -292,10 +300,11 @@ class FamilySolver(nn.Module):
                 f"{self.family} on an explicit grid has no solver spec; specs "
                 "describe grids by steps or step_size only"
             )
+        steps = self.grid_spec.steps
         return SolverSpec(
             family=self.family,
             params=self.parameter_values(),
-            steps=self.grid_spec.steps,
+            steps=None if steps is None else int(steps),
             step_size=self.grid_spec.step_size,
         )
 
@@ -371,7 +380,10 @@ class FamilySolver(nn.Module):
                 "t_eval must be a non-empty 1-D sequence of times, got shape "
                 f"{tuple(requested.shape)}"
             )
-        merged, positions = insert_times(grid, requested)
+        precision = torch.float64
+        if isinstance(t_eval, Tensor) and t_eval.is_floating_point():
+            precision = t_eval.dtype
+        merged, positions = insert_times(grid, requested, precision)
         return self._integrate(func, y0, merged, positions)
 
     def _integrate(

@@ -117,11 +117,15 @@ def step_size_grid(t0: float, t1: float, step_size: float) -> torch.Tensor:
     return grid
 
 
-def insert_times(grid: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, list]:
+def insert_times(
+    grid: torch.Tensor, times: torch.Tensor, precision: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, list]:
     """Merge requested output times into a grid.
 
     Returns the merged grid and, for each requested time, its index in that grid.
-    Every requested time must lie within the grid's interval.
+    Every requested time must lie within the grid's interval. `precision` is the
+    dtype the caller gave the times in; a time within its rounding of a grid point
+    is that grid point.
     """
     start, end = float(grid[0]), float(grid[-1])
     low, high = min(start, end), max(start, end)
@@ -131,12 +135,21 @@ def insert_times(grid: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor,
                 f"requested time {value!r} lies outside the integration interval "
                 f"[{low!r}, {high!r}]; request times between t0 and t1"
             )
-    decreasing = end < start
-    merged = torch.unique(torch.cat([grid, times.to(torch.float64)]))
-    if decreasing:
+    # A requested time within rounding of a grid point (0.1 * 3 against 0.3, or a
+    # float32 linspace) takes that point, so no near-zero step is inserted.
+    relative = max(_DIVISION_SLACK, 4 * torch.finfo(precision).eps)
+    slack = relative * max(high - low, abs(low), abs(high), 1e-300)
+    grid_values = grid.tolist()
+    snapped = []
+    for value in times.tolist():
+        index = int(torch.argmin((grid - value).abs()))
+        near = grid_values[index]
+        snapped.append(near if abs(near - value) <= slack else value)
+    merged = torch.unique(torch.tensor(grid_values + snapped, dtype=torch.float64))
+    if end < start:
         merged = merged.flip(0)
     position = {value: index for index, value in enumerate(merged.tolist())}
-    return merged, [position[value] for value in times.tolist()]
+    return merged, [position[value] for value in snapped]
 
 
 def _check_steps(steps) -> None:

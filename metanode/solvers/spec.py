@@ -54,7 +54,9 @@ class SolverSpec:
                 f"got {self.steps}"
             )
         if self.step_size is not None and not (
-            math.isfinite(self.step_size) and self.step_size > 0
+            isinstance(self.step_size, (int, float))
+            and math.isfinite(self.step_size)
+            and self.step_size > 0
         ):
             raise SolverSpecError(
                 f"invalid solver spec {str(self)!r}: step_size must be a positive "
@@ -62,6 +64,7 @@ class SolverSpec:
             )
         values = {**solver_class.defaults, **self.params}
         try:
+            values = {name: float(value) for name, value in values.items()}
             solver_class.check_parameters(**values)
         except ValueError as error:
             raise SolverSpecError(
@@ -105,6 +108,10 @@ class SolverSpec:
                 )
         return cls(family=family, params=params, **grid)
 
+    def __hash__(self) -> int:
+        params = tuple(sorted(self.params.items()))
+        return hash((self.family, params, self.steps, self.step_size))
+
     def __str__(self) -> str:
         items = [f"{name}={value!r}" for name, value in sorted(self.params.items())]
         if self.steps is not None:
@@ -141,7 +148,9 @@ class SolverSpec:
                 steps=data.get("steps"),
                 step_size=data.get("step_size"),
             )
-        except (KeyError, TypeError, AttributeError) as error:
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            if isinstance(error, SolverSpecError):
+                raise
             raise SolverSpecError(
                 f"invalid solver spec record {data!r}: {error}"
             ) from None
