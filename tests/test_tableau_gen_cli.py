@@ -79,6 +79,8 @@ def test_member_default(capsys):
         (["conditions", "0"], "`order` must be an integer >= 1, got 0"),
         (["conditions", "-2"], "`order` must be an integer >= 1, got -2"),
         (["conditions", "3", "--stages", "2"], "order 3 needs `stages` >= 3"),
+        (["conditions", "13"], "order 13 is too large to print"),
+        (["catalogue", "--check", "--path", "/"], "Is a directory"),
     ],
 )
 def test_bad_input_exits_2_with_message(capsys, argv, message):
