@@ -354,3 +354,15 @@ def test_spec_of_numpy_step_count():
     assert spec.steps == 3
     assert isinstance(spec.steps, int)
     assert hash(spec) == hash(make_solver("rk2", steps=3).spec)
+
+
+def test_model_cast_keeps_parameters_float64():
+    for learnable in (False, True):
+        solver = make_solver("rk4", u=0.3, v=0.7, steps=2, learnable=learnable)
+        holder = nn.ModuleDict({"solver": solver, "layer": nn.Linear(2, 2)}).half()
+        assert holder["layer"].weight.dtype == torch.float16
+        assert solver.u.dtype == torch.float64
+        assert solver.parameter_values() == {"u": 0.3, "v": 0.7}
+        assert isinstance(solver.u, nn.Parameter) == learnable
+        y = solver(lambda t, y: -y, torch.ones(2, dtype=torch.float16))
+        assert y.dtype == torch.float16

@@ -148,6 +148,24 @@ class FamilySolver(nn.Module):
         else:
             self.register_buffer(name, value)
 
+    def _apply(self, fn, recurse=True):
+        # Casting a model (model.half(), .to(torch.bfloat16)) would round u and v
+        # and so move the member; they stay float64 and only follow the device.
+        saved = {
+            name: getattr(self, name).detach().clone() for name in self.parameter_names
+        }
+        super()._apply(fn, recurse)
+        for name, value in saved.items():
+            current = getattr(self, name)
+            if current.dtype == torch.float64:
+                continue
+            restored = value.to(device=current.device)
+            if isinstance(current, nn.Parameter):
+                current.data = restored
+            else:
+                self._buffers[name] = restored
+        return self
+
     def parameter_values(self) -> dict[str, float]:
         """Return the current family parameters as Python floats."""
         return {
