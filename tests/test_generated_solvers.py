@@ -315,8 +315,9 @@ def test_assigned_tensor_receives_gradient():
 
 def test_near_singular_float32_warns():
     solver = make_solver("rk2", u=1e-5, steps=4)
-    with pytest.warns(RuntimeWarning, match="singular set"):
+    with pytest.warns(RuntimeWarning, match="singular set") as record:
         solver(lambda t, y: -y, torch.ones(1))
+    assert record[0].filename == __file__, "the warning points at the caller"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         # 1e-5 is far above sqrt(eps) of float64 (1.5e-8): no warning there.

@@ -19,6 +19,8 @@ parameters, the singular-set checks, the time grid and the integration loop.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -34,6 +36,11 @@ from metanode.solvers.grid import GridSpec, insert_times
 SINGULAR_TOLERANCE = 1e-9
 
 RightHandSide = Callable[[Tensor, Tensor], Tensor]
+
+_LIBRARY_DIRECTORIES = (
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.dirname(os.path.abspath(torch.__file__)),
+)
 
 
 def axpy(y: Tensor, alpha, x: Tensor) -> Tensor:
@@ -267,12 +274,19 @@ class FamilySolver(nn.Module):
         if closest < limit and (dtype, closest) != getattr(self, "_warned", None):
             self._warned = (dtype, closest)
             shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            # Point the warning at the first frame outside this package and torch,
+            # whatever nn.Module.__call__ adds in between.
+            frame, level = sys._getframe(0), 1
+            while frame is not None and frame.f_code.co_filename.startswith(
+                _LIBRARY_DIRECTORIES
+            ):
+                frame, level = frame.f_back, level + 1
             warnings.warn(
                 f"{self.family}: {shown} is within {closest:.1e} of the singular set "
                 f"({self.singular_description}), so {dtype} solves lose most of "
                 "their precision; move the parameters away or solve in float64",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=level,
             )
 
     @torch.no_grad()
