@@ -118,7 +118,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         )
     model = document.get("model")
     if not isinstance(model, dict) or not {"config", "state"} <= model.keys():
-        raise CheckpointError(f"{path} holds no model config and state")
+        raise CheckpointError(f"{path} contains no model config and state")
     return document
 
 
@@ -137,7 +137,7 @@ def check_model_config(document: dict, expected: dict, path) -> None:
         if old != new:
             differences.append(f"{key}: checkpoint {old!r}, requested {new!r}")
     raise CheckpointError(
-        f"checkpoint {path} holds a different model ({'; '.join(differences)})"
+        f"checkpoint {path} contains a different model ({'; '.join(differences)})"
     )
 
 
@@ -205,7 +205,7 @@ def restore_rng_state(state: dict, generators: dict[str, torch.Generator]) -> No
     for name, generator in generators.items():
         if name not in state["generators"]:
             raise CheckpointError(
-                f"checkpoint holds no state for the random generator {name!r}"
+                f"checkpoint contains no state for the random generator {name!r}"
             )
         generator.set_state(state["generators"][name])
     if "cuda" in state and torch.cuda.is_available():

@@ -462,7 +462,9 @@ def _run_train(args: argparse.Namespace) -> int:
         document = checkpoint.load_checkpoint(out / checkpoint.CHECKPOINT_NAME)
         stored = document.get("train_config")
         if not isinstance(stored, dict):
-            raise CheckpointError(f"{out} holds a checkpoint without training config")
+            raise CheckpointError(
+                f"{out} contains a checkpoint without a training config"
+            )
         base = TrainConfig.from_dict(stored)
     else:
         base = TrainConfig()
@@ -573,7 +575,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         try:
             specs = [SolverSpec.from_dict(d) for d in document["solvers"]]
         except (KeyError, TypeError) as error:
-            raise CheckpointError(f"{path} holds no solver list ({error})") from None
+            raise CheckpointError(f"{path} contains no solver list ({error})") from None
     requests = expand_requests(args.regimes, specs, args.ensemble_weights)
     # Build every regime once up front, so that bad weights or specs fail before
     # the data is loaded.
@@ -586,7 +588,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         model = build_model(**model_config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(
-            f"{path} holds a model config that cannot be built: {error}"
+            f"{path} contains a model config that cannot be built: {error}"
         ) from None
     checkpoint.load_model_state(model, document, path)
     train_config = document.get("train_config") or {}

@@ -7,8 +7,8 @@ solver ensembling and model ensembling. Prints the table and writes the checkpoi
 
     python -m metanode.demo
 
-The size (width 32, 2 epochs, 2,000 test images) took 8 minutes on one thread of a
-2-core AMD EPYC machine with other work running; docs/training.md has the output.
+The size (width 32, 2 epochs, 2,000 test images) took 7 to 10 minutes on one thread of
+a 2-core AMD EPYC machine, depending on other work. docs/training.md shows the output.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ class Smoothing(Regime):
     `last_parameters` contains the values used in the latest call.
 
     NOTE: each draw builds a frozen copy of the solver, so a learnable solver gets
-    no gradient to u or v under smoothing; standalone and both ensembles do pass
+    no gradient to u or v under smoothing. Standalone and both ensembles do pass
     gradients to them.
     """
 

@@ -396,7 +396,7 @@ class Trainer:
 
     Raises:
         ValueError: invalid options.
-        FileExistsError: ``out_dir`` holds a checkpoint and neither ``resume`` nor
+        FileExistsError: ``out_dir`` contains a checkpoint and neither ``resume`` nor
             ``overwrite`` is set.
         CheckpointError: the checkpoint cannot be read or belongs to another run.
         DatasetNotFoundError: the dataset is missing.
@@ -418,7 +418,7 @@ class Trainer:
             config = _merge_resumed_config(document, config, self.checkpoint_path)
         elif self.checkpoint_path.exists() and not overwrite:
             raise FileExistsError(
-                f"{self.out_dir} already holds a checkpoint; pass --resume to "
+                f"{self.out_dir} already contains a checkpoint; pass --resume to "
                 f"continue that run, --overwrite to replace it, or choose another "
                 f"--out folder"
             )
@@ -708,12 +708,12 @@ def _merge_resumed_config(document: dict, requested: TrainConfig, path) -> Train
     """
     stored = document.get("train_config")
     if not isinstance(stored, dict):
-        raise ckpt.CheckpointError(f"checkpoint {path} holds no training config")
+        raise ckpt.CheckpointError(f"checkpoint {path} contains no training config")
     try:
         base = TrainConfig.from_dict(stored)
     except (TypeError, ValueError) as error:
         raise ckpt.CheckpointError(
-            f"checkpoint {path} holds an unreadable training config: {error}"
+            f"checkpoint {path} contains an unreadable training config: {error}"
         ) from None
     wanted = requested.to_dict()
     differences = [

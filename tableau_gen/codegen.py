@@ -36,7 +36,7 @@ class GenerationError(RuntimeError):
 
 
 def default_root() -> Path:
-    """Return the repository root that holds templates/ and generated/."""
+    """Return the repository root that contains templates/ and generated/."""
     return Path(__file__).resolve().parent.parent
 
 

@@ -286,7 +286,7 @@ def test_checkpoint_mode_matches_other_files(run_folder):
 def test_existing_run_not_overwritten(run_folder, capsys):
     saved = (run_folder / "checkpoint.pt").read_bytes()
     assert main(["train", "--out", str(run_folder), *TINY]) == 2
-    assert "already holds a checkpoint" in _single_error_line(capsys)
+    assert "already contains a checkpoint" in _single_error_line(capsys)
     assert (run_folder / "checkpoint.pt").read_bytes() == saved
 
 

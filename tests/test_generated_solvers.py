@@ -123,7 +123,7 @@ def test_parameter_gradient_matches_finite_difference(family):
         gradient = getattr(solver, name).grad.item()
         # The five-point difference has O(h^4) truncation and O(eps / h) rounding
         # error. Coefficients grow like 1/u^2 near the singular set, which scales
-        # both, so 1e-6 relative is the bound that holds over the whole domain.
+        # both, so 1e-6 relative is the bound that is met over the whole domain.
         assert gradient == pytest.approx(expected, rel=1e-6, abs=1e-10), name
 
 

@@ -233,7 +233,7 @@ class FamilySolver(nn.Module):
 
     @classmethod
     def is_singular(cls, **values: float) -> bool:
-        """Whether the given parameter values lie in the family's singular set."""
+        """Return whether the parameter values lie in the family's singular set."""
         return cls.singular_factor_hit(**values) is not None
 
     @classmethod
@@ -390,8 +390,8 @@ class FamilySolver(nn.Module):
                 default to the grid's end points.
             t_eval: optional times at which to return the state. They are inserted
                 into the grid, so each returned state is a plain order-p solution
-                at that time (no interpolation error); the solver then takes one
-                extra, shorter step for each time not already on the grid.
+                at that time, with no interpolation error. The solver then takes
+                one extra, shorter step for each time not already on the grid.
 
         Returns:
             The state at t1, or the states at t_eval stacked on a new first

@@ -65,8 +65,8 @@ class GridSpec:
     def build(self, t0: float | None = None, t1: float | None = None) -> torch.Tensor:
         """Return the grid from t0 to t1 as a float64 CPU tensor.
 
-        An explicit grid defines its own interval, so t0 and t1 may be left out; if
-        they are given they must equal the grid's first and last times.
+        An explicit grid defines its own interval, so t0 and t1 may be left out.
+        If they are given, they must equal the grid's first and last times.
         """
         if self.times is not None:
             grid = torch.tensor(self.times, dtype=torch.float64)
